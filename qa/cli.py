@@ -1,0 +1,175 @@
+"""python -m qa build | ask | stats: the command line over the same functions the web chat uses."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from qa.errors import NothingIndexed, QAError
+
+DEFAULT_CORPUS = os.environ.get("QA_CORPUS", "corpus")
+DEFAULT_INDEX = os.environ.get("QA_INDEX", "index")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except NothingIndexed as error:
+        if error.report is not None:
+            _print_report(error.report)
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except QAError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m qa", description="Question answering with verbatim, cited quotes over a folder of news articles."
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    build = commands.add_parser("build", help="build or update the index from a corpus of articles",
+                                description="Read articles (.txt .md .html .json .jsonl .jsonl.gz), embed what is "
+                                "new or changed, and switch the index to a new generation.")
+    build.add_argument("--corpus", default=DEFAULT_CORPUS, help="folder or file of articles (default: %(default)s)")
+    build.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
+    build.add_argument("--model", default=None, help="local sentence-transformers model folder "
+                       "(default: $QA_MODEL, else the bundled all-MiniLM-L6-v2)")
+    build.add_argument("--json", action="store_true", help="print the build report as JSON")
+    build.set_defaults(run=_build)
+
+    ask = commands.add_parser("ask", help="answer a question (or a file of questions) with cited quotes",
+                              description="Answer with verbatim quotes from the indexed articles, each cited.")
+    ask.add_argument("question", nargs="?", help="the question")
+    ask.add_argument("--questions", type=Path, help="JSON-lines file, one object with a 'question' a line")
+    ask.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
+    ask.add_argument("--model", default=None, help="local model folder; must be the one the index was built with")
+    ask.add_argument("--top-k", type=int, default=10, help="passages to retrieve and list (default: %(default)s)")
+    ask.add_argument("--json", action="store_true", help="print one JSON object per question")
+    ask.set_defaults(run=_ask)
+
+    stats = commands.add_parser("stats", help="show what the index holds")
+    stats.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
+    stats.add_argument("--json", action="store_true", help="print JSON")
+    stats.set_defaults(run=_stats)
+    return parser
+
+
+def _embedder(model: str | None):
+    from qa.embed import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(model)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from qa.store import build_index
+
+    if not Path(args.corpus).exists():
+        from qa.errors import CorpusNotFound
+
+        raise CorpusNotFound(args.corpus)
+    report = build_index(args.corpus, args.index, _embedder(args.model), progress=sys.stderr.isatty())
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        _print_report(report)
+    return 0
+
+
+def _print_report(report) -> None:
+    print(f"corpus {report.corpus}: {report.files} files, {report.articles_read} articles read, "
+          f"{len(report.skipped)} skipped")
+    for skipped in report.skipped:
+        print(f"  skipped {skipped.origin}: {skipped.reason}")
+    if not report.generation:
+        return
+    print(f"new {report.new}, changed {report.changed}, removed {report.removed}, unchanged {report.unchanged}")
+    if report.up_to_date:
+        print(f"index {report.index_dir} is up to date (generation {report.generation}, {report.passages} passages)")
+    else:
+        print(f"passages {report.passages}: {report.embedded} embedded, {report.reused_vectors} reused")
+        print(f"generation {report.generation} in {report.index_dir}")
+    print(f"{report.seconds:.1f} s, {report.passages_per_second:.1f} passages per second embedded")
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from qa.answer import ask_many
+    from qa.store import load_generation
+
+    if (args.question is None) == (args.questions is None):
+        raise QAError("give either a QUESTION or --questions FILE.jsonl")
+    if args.top_k < 1:
+        raise QAError(f"--top-k must be at least 1, not {args.top_k}")
+    questions = [args.question] if args.question is not None else _read_questions(args.questions)
+    generation = load_generation(args.index)
+    embedder = _embedder(args.model)
+    generation.check_model(embedder.model_id, embedder.dimension)
+    for answer in ask_many(generation, embedder, questions, args.top_k):
+        if args.json:
+            print(json.dumps(answer_json(answer), ensure_ascii=False))
+        else:
+            _print_answer(answer)
+    return 0
+
+
+def answer_json(answer) -> dict:
+    """The public JSON form of an Answer (stable: see the README)."""
+    data = asdict(answer)
+    data["latency_ms"] = round(answer.latency_ms, 1)
+    data["passages"] = [
+        {k: h[k] for k in ("rank", "passage_id", "doc_id", "score", "start", "end")} for h in data["passages"]
+    ]
+    return data
+
+
+def _read_questions(path: Path) -> list[str]:
+    if not path.is_file():
+        raise QAError(f"questions file not found: {path}")
+    questions = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            questions.append(str(record["question"]))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise QAError(f"{path}:{number}: expected a JSON object with a 'question'") from None
+    return questions
+
+
+def _print_answer(answer) -> None:
+    print(answer.answer)
+    for c in answer.citations:
+        print(f"  [{c.n}] {c.title} — {c.source}, {c.publish_date or 'undated'} {c.url} "
+              f"(doc {c.doc_id}, chars {c.start}-{c.end})")
+    if answer.abstained and answer.passages:
+        print("  closest passages:")
+        for hit in answer.passages[:3]:
+            print(f"    {hit.rank}. {hit.doc_id} chars {hit.start}-{hit.end} (score {hit.score:.3f})")
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from qa.store import load_generation
+
+    generation = load_generation(args.index)
+    manifest = dict(generation.manifest)
+    if args.json:
+        print(json.dumps(manifest, indent=2))
+        return 0
+    for key in ("generation", "built_at", "corpus", "articles", "passages", "sentences", "model", "dimension",
+                "faiss_index"):
+        print(f"{key}: {manifest.get(key)}")
+    print(f"chunking: {json.dumps(manifest.get('chunking'))}")
+    print(f"versions: {json.dumps(manifest.get('versions'))}")
+    return 0

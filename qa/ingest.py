@@ -1,0 +1,277 @@
+"""Files -> Articles: formats, metadata, one-time text normalisation and a report of bad input."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from qa.errors import CorpusNotFound
+from qa.types import Article, Skipped
+
+TEXT_SUFFIXES = {".txt", ".md"}
+HTML_SUFFIXES = {".html", ".htm"}
+JSON_SUFFIXES = {".json"}
+JSONL_SUFFIXES = {".jsonl", ".jsonl.gz"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSON_SUFFIXES | JSONL_SUFFIXES
+
+MAX_FILE_BYTES = 20 * 1024 * 1024  # whole-file formats (txt, md, html, json)
+MAX_LINE_BYTES = 5 * 1024 * 1024  # one JSON line
+MAX_ARTICLE_CHARS = 1_000_000
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SPACES = re.compile(r"[^\S\n]+")  # whitespace other than newline
+_BLANK_LINES = re.compile(r"\n{3,}")
+_ISO_DATE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})")
+
+
+@dataclass
+class IngestResult:
+    """Articles read from a corpus, and every item skipped with its reason."""
+
+    articles: list[Article] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    files: int = 0
+
+
+class BadInput(ValueError):
+    """One input item that cannot be indexed; the message is the reason shown in the report."""
+
+
+def normalize_text(text: str) -> str:
+    """Unicode NFC, `\\n` line endings, no control characters, single spaces, at most one blank line."""
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL.sub("", text.replace("\u2028", "\n").replace("\u2029", "\n"))
+    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def normalize_title(title: str) -> str:
+    return " ".join(normalize_text(title).split())
+
+
+def normalize_date(value: object) -> str | None:
+    """A publication date as ISO YYYY-MM-DD, or None when it cannot be read."""
+    if not value or not isinstance(value, str | int | float):
+        return None
+    if isinstance(value, int | float):
+        try:
+            return datetime.fromtimestamp(value).date().isoformat()
+        except (OverflowError, OSError, ValueError):
+            return None
+    match = _ISO_DATE.search(value)
+    if match:
+        try:
+            return datetime(*(int(g) for g in match.groups())).date().isoformat()
+        except ValueError:
+            return None
+    try:
+        return parsedate_to_datetime(value).date().isoformat()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def url_host(url: str) -> str:
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+    return host.removeprefix("www.")
+
+
+def stable_id(kind: str, key: str) -> str:
+    return f"{kind}-{hashlib.sha1(key.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
+
+
+def make_article(record: dict, origin: str) -> Article:
+    """Build an Article from a record with the documented field names and their aliases."""
+    if not isinstance(record, dict):
+        raise BadInput("not a JSON object")
+    text = _first(record, "text", "body")
+    if not isinstance(text, str) or not text.strip():
+        raise BadInput("article has no text")
+    if len(text) > MAX_ARTICLE_CHARS:
+        raise BadInput(f"article text longer than {MAX_ARTICLE_CHARS} characters")
+    text = normalize_text(text)
+    if not text:
+        raise BadInput("article has no text")
+    url = _as_str(record.get("url")).strip()
+    doc_id = _as_str(_first(record, "doc_id", "id")).strip()
+    if not doc_id:
+        doc_id = stable_id("url", url) if url else stable_id("file", origin)
+    authors = record.get("authors") or ()
+    if isinstance(authors, str):
+        authors = [authors]
+    authors = tuple(a for a in (normalize_title(_as_str(a)) for a in authors) if a)
+    title = normalize_title(_as_str(record.get("title"))) or text.split("\n", 1)[0][:200]
+    fields = {
+        "doc_id": doc_id,
+        "title": title,
+        "text": text,
+        "url": url,
+        "publish_date": normalize_date(_first(record, "publish_date", "date", "published")),
+        "authors": authors,
+        "source": normalize_title(_as_str(record.get("source"))) or url_host(url),
+    }
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8", "surrogatepass"))
+    return Article(**fields, origin=origin, content_hash=digest.hexdigest())
+
+
+def read_corpus(path: str | Path) -> IngestResult:
+    """Read every supported file under `path` (or `path` itself); bad items are reported, not fatal."""
+    root = Path(path)
+    if not root.exists():
+        raise CorpusNotFound(str(path))
+    result = IngestResult()
+    seen_text: dict[str, str] = {}
+    seen_ids: set[str] = set()
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if _is_candidate(p, root))
+    for file in files:
+        result.files += 1
+        origin = str(file)
+        if _suffix(file) not in SUPPORTED_SUFFIXES:
+            result.skipped.append(Skipped(origin, f"unsupported file type {_suffix(file) or '(none)'}"))
+            continue
+        for item in _read_file(file):
+            if isinstance(item, Skipped):
+                result.skipped.append(item)
+                continue
+            text_key = hashlib.sha256(item.text.encode("utf-8", "surrogatepass")).hexdigest()
+            if text_key in seen_text:
+                result.skipped.append(Skipped(item.origin, f"duplicate text of {seen_text[text_key]}"))
+            elif item.doc_id in seen_ids:
+                result.skipped.append(Skipped(item.origin, f"duplicate doc_id {item.doc_id}"))
+            else:
+                seen_text[text_key] = item.doc_id
+                seen_ids.add(item.doc_id)
+                result.articles.append(item)
+    return result
+
+
+def _is_candidate(path: Path, root: Path) -> bool:
+    relative = path.relative_to(root).parts
+    return path.is_file() and not any(part.startswith(".") for part in relative)
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return ".jsonl.gz" if name.endswith(".jsonl.gz") else path.suffix.lower()
+
+
+def _read_file(file: Path) -> Iterator[Article | Skipped]:
+    suffix = _suffix(file)
+    try:
+        if suffix in JSONL_SUFFIXES:
+            yield from _read_jsonl(file, gzipped=suffix == ".jsonl.gz")
+            return
+        size = file.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise BadInput(f"file larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB ({size} bytes)")
+        raw = file.read_bytes()
+        if suffix in TEXT_SUFFIXES:
+            yield _text_article(_decode(raw), str(file), markdown=suffix == ".md")
+        elif suffix in HTML_SUFFIXES:
+            yield _html_article(_decode(raw), str(file))
+        else:
+            yield from _json_articles(_decode(raw), str(file))
+    except BadInput as bad:
+        yield Skipped(str(file), str(bad))
+    except OSError as error:
+        yield Skipped(str(file), f"cannot read: {error.strerror or error}")
+
+
+def _decode(raw: bytes) -> str:
+    if not raw.strip():
+        raise BadInput("empty file")
+    if b"\x00" in raw:
+        raise BadInput("binary file (contains NUL bytes)")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise BadInput(f"invalid UTF-8 at byte {error.start}") from None
+
+
+def _text_article(content: str, origin: str, markdown: bool) -> Article:
+    lines = content.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    for i, line in enumerate(lines):
+        if line.strip():
+            title = line.strip().lstrip("#").strip() if markdown else line.strip()
+            body = "\n".join(lines[i + 1 :])
+            return make_article({"title": title, "text": body}, origin)
+    raise BadInput("empty file")
+
+
+def _html_article(content: str, origin: str) -> Article:
+    import trafilatura  # heavy: imported only when HTML is read
+
+    doc = trafilatura.bare_extraction(content, with_metadata=True, include_comments=False)
+    if doc is None:
+        raise BadInput("no article text found in HTML")
+    meta = doc.as_dict() if hasattr(doc, "as_dict") else dict(doc)
+    record = {
+        "title": meta.get("title") or "",
+        "text": meta.get("text") or "",
+        "url": meta.get("url") or "",
+        "date": meta.get("date"),
+        "authors": [a.strip() for a in (meta.get("author") or "").split(";") if a.strip()],
+        "source": meta.get("sitename") or "",
+    }
+    return make_article(record, origin)
+
+
+def _json_articles(content: str, origin: str) -> Iterator[Article | Skipped]:
+    try:
+        data = json.loads(content)
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise BadInput(f"malformed JSON: {error}") from None
+    records = data if isinstance(data, list) else [data]
+    for i, record in enumerate(records):
+        where = origin if len(records) == 1 else f"{origin}[{i}]"
+        try:
+            yield make_article(record, where)
+        except BadInput as bad:
+            yield Skipped(where, str(bad))
+
+
+def _read_jsonl(file: Path, gzipped: bool) -> Iterator[Article | Skipped]:
+    opener = gzip.open if gzipped else open
+    try:
+        with opener(file, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                where = f"{file}:{number}"
+                if not raw.strip():
+                    continue
+                try:
+                    if len(raw) > MAX_LINE_BYTES:
+                        raise BadInput(f"line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB")
+                    line = _decode(raw)
+                    try:
+                        record = json.loads(line)
+                    except (json.JSONDecodeError, RecursionError) as error:
+                        raise BadInput(f"malformed JSON: {error}") from None
+                    yield make_article(record, where)
+                except BadInput as bad:
+                    yield Skipped(where, str(bad))
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        yield Skipped(str(file), f"cannot read: {error}")
+
+
+def _first(record: dict, *keys: str) -> object:
+    for key in keys:
+        if record.get(key) not in (None, ""):
+            return record[key]
+    return None
+
+
+def _as_str(value: object) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)

@@ -1,0 +1,86 @@
+"""The dataclasses that travel between stages: the only currency of the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Article:
+    """One news article; `text` is the normalised body every offset points into."""
+
+    doc_id: str
+    title: str
+    text: str
+    url: str = ""
+    publish_date: str | None = None  # ISO YYYY-MM-DD
+    authors: tuple[str, ...] = ()
+    source: str = ""
+    origin: str = ""  # file (and line) it was read from
+    content_hash: str = ""
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence of an article, as [start, end) character offsets into `Article.text`."""
+
+    doc_id: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A run of whole sentences of one article, the unit that is embedded and retrieved."""
+
+    doc_id: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An input item that was not indexed, and why."""
+
+    origin: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved passage with its rank and score."""
+
+    rank: int
+    passage_id: int
+    doc_id: str
+    score: float
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A verbatim quote and the article it comes from."""
+
+    n: int
+    doc_id: str
+    title: str
+    url: str
+    publish_date: str | None
+    source: str
+    quote: str
+    start: int
+    end: int
+
+
+@dataclass
+class Answer:
+    """What `ask` returns: answer text made of quotes, their citations and the ranked passages."""
+
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[Hit] = field(default_factory=list)
+    latency_ms: float = 0.0

@@ -1,0 +1,91 @@
+import gzip
+import json
+
+import pytest
+
+from qa.errors import CorpusNotFound
+from qa.ingest import MAX_FILE_BYTES, normalize_date, normalize_text, read_corpus
+from tests.conftest import ROOT
+
+
+def test_seed_article_title_and_body():
+    result = read_corpus(ROOT / "corpus")
+    seed = next(a for a in result.articles if "Rubio" in a.text)
+    assert seed.title == "Dar, Rubio discuss bilateral ties, regional issues"
+    assert seed.text.startswith("US Secretary of State Marco Rubio (left)")
+    assert seed.doc_id.startswith("file-")
+
+
+def test_formats_and_field_aliases(tmp_path):
+    (tmp_path / "a.md").write_text("\n# Markdown headline\n\nFirst paragraph.\n", encoding="utf-8")
+    (tmp_path / "b.json").write_text(json.dumps({"id": "b1", "title": "One", "body": "Body one.",
+                                                  "url": "https://www.example.com/x", "date": "2022/07/06"}))
+    (tmp_path / "c.json").write_text(json.dumps([{"title": "L1", "text": "List one."},
+                                                 {"title": "L2", "text": "List two."}]))
+    (tmp_path / "d.jsonl").write_text(
+        json.dumps({"doc_id": "d1", "title": "J", "text": "Line one.", "published": "2022-06-01T10:00:00Z",
+                    "authors": ["A. Writer"], "source": "Wire"}) + "\n")
+    with gzip.open(tmp_path / "e.jsonl.gz", "wt") as handle:
+        handle.write(json.dumps({"title": "G", "text": "Gzipped.", "url": "https://news.example.org/g"}) + "\n")
+    (tmp_path / "f.html").write_text(
+        "<html><head><title>Page title</title><meta property='og:site_name' content='Daily Example'>"
+        "<meta name='date' content='2022-08-01'></head><body><article><h1>Page title</h1>"
+        + "".join(f"<p>Paragraph number {i} of the story has enough words to count as text.</p>" for i in range(6))
+        + "</article></body></html>")
+    result = read_corpus(tmp_path)
+    by_title = {a.title: a for a in result.articles}
+    assert not result.skipped, result.skipped
+    assert by_title["Markdown headline"].text == "First paragraph."
+    b = by_title["One"]
+    assert (b.doc_id, b.text, b.source, b.publish_date) == ("b1", "Body one.", "example.com", "2022-07-06")
+    assert {"L1", "L2"} <= set(by_title)
+    d = by_title["J"]
+    assert (d.publish_date, d.authors, d.source) == ("2022-06-01", ("A. Writer",), "Wire")
+    g = by_title["G"]
+    assert g.doc_id.startswith("url-") and g.source == "news.example.org"
+    html = by_title["Page title"]
+    assert "Paragraph number 3" in html.text and html.publish_date == "2022-08-01"
+
+
+def test_ids_are_stable_across_reads(tmp_path):
+    (tmp_path / "x.jsonl").write_text(json.dumps({"title": "T", "text": "Some text.", "url": "https://a.b/c"}) + "\n")
+    assert read_corpus(tmp_path).articles[0].doc_id == read_corpus(tmp_path).articles[0].doc_id
+
+
+def test_normalisation_is_applied_once():
+    raw = "Cafe\u0301  au   lait\r\n\r\n\r\n\r\nNext\tline \x07end  "
+    assert normalize_text(raw) == "Caf\u00e9 au lait\n\nNext line end"
+    assert normalize_date("Wed, 06 Jul 2022 10:00:00 GMT") == "2022-07-06"
+    assert normalize_date("not a date") is None
+
+
+def test_bad_input_is_reported_and_the_rest_indexed(tmp_path, monkeypatch):
+    (tmp_path / "good.txt").write_text("Good headline\nGood body text.\n")
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "binary.txt").write_bytes(b"\x89PNG\x00\x01\x02")
+    (tmp_path / "latin1.txt").write_bytes("Caf\xe9 headline\nbody\n".encode("latin-1"))
+    (tmp_path / "headline_only.txt").write_text("Only a headline\n")
+    (tmp_path / "lines.jsonl").write_text(
+        json.dumps({"title": "ok", "text": "Fine line."}) + "\n{not json\n" + json.dumps({"title": "no text"}) + "\n")
+    (tmp_path / "z_dup.txt").write_text("Other headline\nGood body text.\n")
+    (tmp_path / "image.png").write_bytes(b"\x89PNG")
+    monkeypatch.setattr("qa.ingest.MAX_FILE_BYTES", 1000)
+    (tmp_path / "huge.txt").write_text("Huge\n" + "word " * 1000)
+    result = read_corpus(tmp_path)
+    assert sorted(a.title for a in result.articles) == ["Good headline", "ok"]
+    reasons = {s.origin.split("/")[-1]: s.reason for s in result.skipped}
+    assert reasons["empty.txt"] == "empty file"
+    assert "NUL" in reasons["binary.txt"]
+    assert "invalid UTF-8" in reasons["latin1.txt"]
+    assert reasons["headline_only.txt"] == "article has no text"
+    assert "malformed JSON" in reasons["lines.jsonl:2"]
+    assert reasons["lines.jsonl:3"] == "article has no text"
+    assert reasons["z_dup.txt"].startswith("duplicate text of")
+    assert "unsupported" in reasons["image.png"]
+    assert "larger than" in reasons["huge.txt"]
+    assert MAX_FILE_BYTES > 1000  # the real cap is untouched
+
+
+def test_missing_corpus_is_a_user_error(tmp_path):
+    with pytest.raises(CorpusNotFound, match="corpus not found"):
+        read_corpus(tmp_path / "nope")
