@@ -29,7 +29,12 @@ def verify_quote(generation: Generation, citation: Citation) -> bool:
 
 
 def ask_many(
-    generation: Generation, embedder: Embedder, questions: Sequence[str], top_k: int = 10
+    generation: Generation,
+    embedder: Embedder,
+    questions: Sequence[str],
+    top_k: int = 10,
+    histories: Sequence[Sequence[str]] | None = None,
+    asked_on: Sequence[str | None] | None = None,
 ) -> list[Answer]:
     """Answer each question with the best-matching sentence of its best passage, quoted and cited."""
     answers = []
@@ -40,9 +45,18 @@ def ask_many(
     return answers
 
 
-def ask(generation: Generation, embedder: Embedder, question: str, top_k: int = 10) -> Answer:
+def ask(
+    generation: Generation,
+    embedder: Embedder,
+    question: str,
+    top_k: int = 10,
+    history: Sequence[str] = (),
+    asked_on: str | None = None,
+) -> Answer:
+    """Answer one question; `history` is the conversation's earlier questions (oldest first),
+    `asked_on` the ISO date the question is asked on (default: today)."""
     started = time.perf_counter()
-    answer = ask_many(generation, embedder, [question], top_k)[0]
+    answer = ask_many(generation, embedder, [question], top_k, [history], [asked_on])[0]
     answer.latency_ms = (time.perf_counter() - started) * 1000
     return answer
 
