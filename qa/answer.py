@@ -1,22 +1,52 @@
-"""Ranked passages -> an Answer made of verified verbatim quotes with [n] citations."""
+"""Ranked passages -> an Answer made of verified verbatim quotes with [n] citations, or an abstention."""
 
 from __future__ import annotations
 
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
 
 from qa.embed import Embedder
-from qa.retrieve import retrieve_many
+from qa.keyword import tokenize
+from qa.retrieve import Query, RetrievalSettings, make_query, retrieve_many
 from qa.store import Generation
-from qa.types import Answer, Citation, Hit
+from qa.timeframe import parse_date
+from qa.types import Answer, Citation, Hit, Sentence
 
 NOT_FOUND = "The indexed articles do not answer this question."
-_TOKEN = re.compile(r"\w+")
-_STOP = frozenset(
-    "a an and are as at be by did do does for from had has have he her his how in is it its of on or she "
-    "that the their they this to was were what when where which who whom why will with".split()
-)
+_DIGIT = re.compile(r"\d")
+_NUMERIC_QUESTION = re.compile(r"\b(how (many|much|long|old|far|tall|big|fast)|what (percentage|percent|number|year|age))\b", re.I)
+_LEADING_REFERENCE = re.compile(r"^(he|she|they|it|this|that|these|those|his|her|their|its|but|and|so|also)\b", re.I)
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    """How quotes are chosen, and when the evidence is too weak to answer; calibrated on dev."""
+
+    passages: int = 5  # top passages whose sentences are candidates
+    max_quotes: int = 3
+    max_chars: int = 600  # all quotes together
+    rank_decay: float = 0.15  # share of weight lost from the first to the last candidate passage
+    passage_weight: float = 0.5  # how much the whole passage's match (title included) counts
+    min_evidence: float = 0.0  # abstain below this evidence score
+    short_sentence: int = 60  # a quote shorter than this takes its neighbour along
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_quotes <= 5 or self.max_chars < 50:
+            raise ValueError(f"max_quotes={self.max_quotes}, max_chars={self.max_chars} out of range")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    doc_id: str
+    start: int
+    end: int
+    text: str  # the words as read and scored; checked against the store again before display
+    score: float
+    coverage: float
+    rank: int
 
 
 def verify_quote(generation: Generation, citation: Citation) -> bool:
@@ -34,14 +64,31 @@ def ask_many(
     questions: Sequence[str],
     top_k: int = 10,
     histories: Sequence[Sequence[str]] | None = None,
-    asked_on: Sequence[str | None] | None = None,
+    asked_on: Sequence[str | date | None] | None = None,
+    retrieval: RetrievalSettings = RetrievalSettings(),
+    answering: AnswerSettings = AnswerSettings(),
 ) -> list[Answer]:
-    """Answer each question with the best-matching sentence of its best passage, quoted and cited."""
+    """Answer each question from its top passages; `histories` and `asked_on` go with each question."""
+    started = time.perf_counter()
+    default_day = default_asked_on(generation)
+    queries = [
+        make_query(
+            question,
+            histories[i] if histories else (),
+            parse_date(asked_on[i]) if asked_on and asked_on[i] else default_day,
+            retrieval,
+        )
+        for i, question in enumerate(questions)
+    ]
+    ranked = retrieve_many(generation, embedder, queries, max(top_k, answering.passages), retrieval)
+    shared_ms = (time.perf_counter() - started) * 1000 / max(1, len(questions))
     answers = []
-    for question, hits in zip(questions, retrieve_many(generation, embedder, questions, top_k), strict=True):
-        started = time.perf_counter()
-        answers.append(compose_answer(generation, question, hits))
-        answers[-1].latency_ms = (time.perf_counter() - started) * 1000
+    for query, hits in zip(queries, ranked, strict=True):
+        composed = time.perf_counter()
+        answer = compose_answer(generation, query, hits, answering)
+        answer.passages = answer.passages[:top_k]
+        answer.latency_ms = shared_ms + (time.perf_counter() - composed) * 1000
+        answers.append(answer)
     return answers
 
 
@@ -51,31 +98,110 @@ def ask(
     question: str,
     top_k: int = 10,
     history: Sequence[str] = (),
-    asked_on: str | None = None,
+    asked_on: str | date | None = None,
 ) -> Answer:
     """Answer one question; `history` is the conversation's earlier questions (oldest first),
-    `asked_on` the ISO date the question is asked on (default: today)."""
-    started = time.perf_counter()
-    answer = ask_many(generation, embedder, [question], top_k, [history], [asked_on])[0]
-    answer.latency_ms = (time.perf_counter() - started) * 1000
-    return answer
+    `asked_on` the date the question is asked on (default: today, or the newest article's date)."""
+    return ask_many(generation, embedder, [question], top_k, [history], [asked_on])[0]
 
 
-def compose_answer(generation: Generation, question: str, hits: list[Hit]) -> Answer:
-    if not hits:
-        return Answer(question, NOT_FOUND, True, [], hits)
-    best = hits[0]
-    article = generation.article(best.doc_id)
-    candidates = [s for s in generation.sentences(best.doc_id) if best.start <= s.start and s.end <= best.end]
-    words = _keywords(question)
-    sentence = max(candidates, key=lambda s: len(words & _keywords(article.text[s.start : s.end])), default=None)
-    start, end = (sentence.start, sentence.end) if sentence else (best.start, best.end)
-    citation = Citation(1, article.doc_id, article.title, article.url, article.publish_date, article.source,
-                        article.text[start:end], start, end)
-    if not verify_quote(generation, citation):
-        return Answer(question, NOT_FOUND, True, [], hits)
-    return Answer(question, f"“{citation.quote}” [1]", False, [citation], hits)
+def default_asked_on(generation: Generation) -> date:
+    """Today, unless the corpus ends earlier: then its newest article's date."""
+    newest = generation.newest_date()
+    today = date.today()
+    return newest if newest is not None and newest < today else today
 
 
-def _keywords(text: str) -> set[str]:
-    return {w for w in _TOKEN.findall(text.lower()) if w not in _STOP}
+def compose_answer(
+    generation: Generation, query: Query | str, hits: list[Hit], settings: AnswerSettings = AnswerSettings()
+) -> Answer:
+    """Pick the sentences that answer, quote them verbatim with [n], or abstain when evidence is weak."""
+    if isinstance(query, str):
+        query = make_query(query)
+    candidates = _score_sentences(generation, query, hits[: settings.passages], settings)
+    evidence = evidence_score(hits, candidates)
+    if not candidates or evidence < settings.min_evidence:
+        return Answer(query.question, NOT_FOUND, True, [], hits)
+
+    chosen: list[Candidate] = []
+    used = 0
+    for candidate in candidates:
+        if len(chosen) == settings.max_quotes:
+            break
+        length = candidate.end - candidate.start
+        if used + length > settings.max_chars or candidate.score < 0.5 * candidates[0].score:
+            continue
+        if any(c.doc_id == candidate.doc_id and c.start < candidate.end and candidate.start < c.end for c in chosen):
+            continue
+        chosen.append(candidate)
+        used += length
+
+    numbers: dict[str, int] = {}
+    citations: list[Citation] = []
+    for candidate in chosen:
+        article = generation.article(candidate.doc_id)
+        n = numbers.setdefault(candidate.doc_id, len(numbers) + 1)
+        citation = Citation(n, article.doc_id, article.title, article.url, article.publish_date, article.source,
+                            candidate.text, candidate.start, candidate.end)
+        if verify_quote(generation, citation):  # a quote that does not match its source is never shown
+            citations.append(citation)
+    if not citations:
+        return Answer(query.question, NOT_FOUND, True, [], hits)
+    text = " ".join(f"“{c.quote}” [{c.n}]" for c in citations)
+    return Answer(query.question, text, False, citations, hits)
+
+
+def evidence_score(hits: list[Hit], candidates: list[Candidate]) -> float:
+    """How strongly the best passage and sentence support an answer (0..~2): cosine plus term coverage."""
+    if not hits or not candidates:
+        return 0.0
+    return max(h.dense_score for h in hits[:3]) + candidates[0].coverage
+
+
+def _score_sentences(generation: Generation, query: Query, hits: list[Hit], settings: AnswerSettings) -> list[Candidate]:
+    question_terms = set(tokenize(query.question))
+    context_terms = set(tokenize(query.text)) - question_terms
+    keyword = generation.keyword
+    weights = {t: keyword.idf(t) for t in question_terms | context_terms}
+    context_total = sum(weights[t] for t in context_terms)
+    total = sum(weights[t] for t in question_terms) + 0.5 * context_total or 1.0
+    numeric = bool(_NUMERIC_QUESTION.search(query.question))
+
+    candidates: list[Candidate] = []
+    seen: set[tuple[str, int]] = set()
+    for hit in hits:
+        article = generation.article(hit.doc_id)
+        sentences = generation.sentences(hit.doc_id)
+        passage_terms = set(tokenize(f"{article.title} {article.text[hit.start : hit.end]}"))
+        # the conversation's subject must be in the passage, if not in the very sentence
+        passage_cover = (sum(weights[t] for t in passage_terms & question_terms) + sum(
+            weights[t] for t in passage_terms & context_terms)) / (total + 0.5 * context_total)
+        passage_factor = (1 - settings.passage_weight + settings.passage_weight * passage_cover) * (
+            1.0 - settings.rank_decay * (hit.rank - 1) / max(1, len(hits)))
+        for index, sentence in enumerate(sentences):
+            if not (hit.start <= sentence.start and sentence.end <= hit.end) or (hit.doc_id, sentence.start) in seen:
+                continue
+            seen.add((hit.doc_id, sentence.start))
+            text = article.text[sentence.start : sentence.end]
+            terms = set(tokenize(text))
+            matched = sum(weights[t] for t in terms & question_terms) + 0.5 * sum(
+                weights[t] for t in terms & context_terms)
+            coverage = matched / total
+            score = coverage * passage_factor
+            if numeric and _DIGIT.search(text):
+                score *= 1.2
+            start, end = _with_neighbour(sentence, sentences, index, text, settings)
+            candidates.append(Candidate(hit.doc_id, start, end, article.text[start:end], score, coverage, hit.rank))
+    candidates.sort(key=lambda c: -c.score)
+    return candidates
+
+
+def _with_neighbour(sentence: Sentence, sentences: list[Sentence], index: int, text: str,
+                    settings: AnswerSettings) -> tuple[int, int]:
+    """A quote that leans on the previous sentence ("He said ...") or is very short takes it along."""
+    start, end = sentence.start, sentence.end
+    if index > 0 and (_LEADING_REFERENCE.match(text) or len(text) < settings.short_sentence):
+        previous = sentences[index - 1]
+        if sentence.start - previous.end <= 2:  # same paragraph
+            start = previous.start
+    return start, end

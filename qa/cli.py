@@ -56,8 +56,21 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
     ask.add_argument("--model", default=None, help="local model folder; must be the one the index was built with")
     ask.add_argument("--top-k", type=int, default=10, help="passages to retrieve and list (default: %(default)s)")
+    ask.add_argument("--asked-on", default=None, help="date the question is asked on, YYYY-MM-DD (default: today, "
+                     "or the newest article's date when the corpus is older); a file line's question_date wins")
     ask.add_argument("--json", action="store_true", help="print one JSON object per question")
     ask.set_defaults(run=_ask)
+
+    evaluate = commands.add_parser("eval", help="measure retrieval and answers on a question set",
+                                   description="Score a JSON-lines question set (fields: question; optional "
+                                   "question_date, answer_text, gold_doc_ids, gold_urls, answer_in_gold_article, "
+                                   "unanswerable): Hits@1/5/10, MRR@10, answer in quote, abstention, wrong answers, "
+                                   "quotes verified, latency.")
+    evaluate.add_argument("--questions", type=Path, required=True, help="JSON-lines question file")
+    evaluate.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
+    evaluate.add_argument("--model", default=None, help="local model folder; must be the one the index was built with")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.set_defaults(run=_eval)
 
     stats = commands.add_parser("stats", help="show what the index holds")
     stats.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
@@ -105,21 +118,50 @@ def _print_report(report) -> None:
 
 def _ask(args: argparse.Namespace) -> int:
     from qa.answer import ask_many
-    from qa.store import load_generation
+    from qa.evaluate import read_questions
+    from qa.timeframe import parse_date
 
     if (args.question is None) == (args.questions is None):
         raise QAError("give either a QUESTION or --questions FILE.jsonl")
     if args.top_k < 1:
         raise QAError(f"--top-k must be at least 1, not {args.top_k}")
-    questions = [args.question] if args.question is not None else _read_questions(args.questions)
-    generation = load_generation(args.index)
-    embedder = _embedder(args.model)
-    generation.check_model(embedder.model_id, embedder.dimension)
-    for answer in ask_many(generation, embedder, questions, args.top_k):
+    if args.question is not None:
+        questions, dates = [args.question], [args.asked_on]
+    else:
+        records = read_questions(args.questions)
+        questions, dates = [r.question for r in records], [r.question_date or args.asked_on for r in records]
+    if args.asked_on and parse_date(args.asked_on) is None:
+        raise QAError(f"--asked-on must be a date like 2022-07-01, not {args.asked_on!r}")
+    generation, embedder = _open(args)
+    for answer in ask_many(generation, embedder, questions, args.top_k, None, dates):
         if args.json:
             print(json.dumps(answer_json(answer), ensure_ascii=False))
         else:
             _print_answer(answer)
+    return 0
+
+
+def _open(args: argparse.Namespace):
+    """The current generation and the embedder, refusing an index built under another model."""
+    from qa.store import load_generation
+
+    generation = load_generation(args.index)
+    embedder = _embedder(args.model)
+    generation.check_model(embedder.model_id, embedder.dimension)
+    return generation, embedder
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from qa.evaluate import evaluate, read_questions
+
+    questions = read_questions(args.questions)
+    generation, embedder = _open(args)
+    metrics = evaluate(generation, embedder, questions, progress=sys.stderr.isatty())
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        for key, value in metrics.items():
+            print(f"{key}: {value}")
     return 0
 
 
@@ -128,24 +170,10 @@ def answer_json(answer) -> dict:
     data = asdict(answer)
     data["latency_ms"] = round(answer.latency_ms, 1)
     data["passages"] = [
-        {k: h[k] for k in ("rank", "passage_id", "doc_id", "score", "start", "end")} for h in data["passages"]
+        {k: h[k] for k in ("rank", "passage_id", "doc_id", "score", "start", "end", "also_in")}
+        for h in data["passages"]
     ]
     return data
-
-
-def _read_questions(path: Path) -> list[str]:
-    if not path.is_file():
-        raise QAError(f"questions file not found: {path}")
-    questions = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            questions.append(str(record["question"]))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise QAError(f"{path}:{number}: expected a JSON object with a 'question'") from None
-    return questions
 
 
 def _print_answer(answer) -> None:

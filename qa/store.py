@@ -20,16 +20,19 @@ from pathlib import Path
 import numpy as np
 
 from qa.chunk import ChunkSettings, chunk_article, embed_text
+from qa.dedupe import find_duplicates
 from qa.embed import Embedder
 from qa.errors import BuildInProgress, IndexCorrupt, IndexNotFound, ModelMismatch, NothingIndexed
 from qa.ingest import read_corpus
+from qa.keyword import KeywordIndex
 from qa.types import Article, Passage, Sentence, Skipped
 
-STORE_VERSION = 1  # bump when the on-disk layout changes: forces a new generation, reusing vectors
+STORE_VERSION = 2  # bump when the on-disk layout changes: forces a new generation, reusing vectors
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 DATABASE = "store.sqlite"
+KEYWORD = "keyword"
 LOCK = ".build.lock"
 GENERATION_PREFIX = "gen-"
 TEMP_PREFIX = ".tmp-"
@@ -39,7 +42,7 @@ _SCHEMA = """
 CREATE TABLE articles (
     doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL, url TEXT NOT NULL,
     publish_date TEXT, authors TEXT NOT NULL, source TEXT NOT NULL, origin TEXT NOT NULL,
-    content_hash TEXT NOT NULL);
+    content_hash TEXT NOT NULL, duplicate_of TEXT);
 CREATE TABLE passages (
     passage_id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
     embed_hash TEXT NOT NULL);
@@ -66,6 +69,7 @@ class BuildReport:
     passages: int = 0
     embedded: int = 0
     reused_vectors: int = 0
+    duplicates: int = 0
     embed_seconds: float = 0.0
     seconds: float = 0.0
     up_to_date: bool = False
@@ -93,7 +97,8 @@ class StoredPassage:
 class Generation:
     """One complete, read-only index generation; safe to share between threads."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, for_reuse: bool = False):
+        """Load a generation; `for_reuse` loads only what a rebuild copies (works on older layouts)."""
         import faiss
 
         self.path = path
@@ -110,6 +115,27 @@ class Generation:
             raise IndexCorrupt(str(path), "vector and passage counts differ")
         self._lock = threading.Lock()
         self._articles: dict[str, Article] = {}
+        if for_reuse:
+            return
+        self._load_article_table()
+        try:
+            self.keyword = KeywordIndex.load(path / KEYWORD)
+        except (OSError, ValueError, KeyError) as error:
+            raise IndexCorrupt(str(path), f"keyword index: {error}") from None
+        if self.keyword.passages != len(self.passages):
+            raise IndexCorrupt(str(path), "keyword index and passage counts differ")
+
+    def _load_article_table(self) -> None:
+        """Per-article arrays that retrieval needs for every query: dates and duplicate groups."""
+        from datetime import date
+
+        rows = self._db.execute("SELECT doc_id, publish_date, duplicate_of, source FROM articles ORDER BY doc_id").fetchall()
+        self.article_ids = [row[0] for row in rows]
+        number = {doc_id: i for i, doc_id in enumerate(self.article_ids)}
+        self.article_source = [row[3] for row in rows]
+        self.article_day = np.array([date.fromisoformat(row[1]).toordinal() if row[1] else -1 for row in rows])
+        self.article_group = np.array([number.get(row[2], i) if row[2] else i for i, row in enumerate(rows)])
+        self.passage_article = np.array([number[p.doc_id] for p in self.passages], dtype=np.int64)
 
     @property
     def model_id(self) -> str:
@@ -127,6 +153,12 @@ class Generation:
         """Inner-product search: (scores, passage ids) per query, best first; ids of -1 pad short lists."""
         k = max(1, min(k, self.vectors.ntotal))
         return self.vectors.search(np.ascontiguousarray(query_vectors, dtype=np.float32), k)
+
+    def newest_date(self):
+        from datetime import date
+
+        known = self.article_day[self.article_day > 0]
+        return date.fromordinal(int(known.max())) if known.size else None
 
     def article(self, doc_id: str) -> Article:
         cached = self._articles.get(doc_id)
@@ -252,7 +284,7 @@ def corpus_fingerprint(articles: list[Article], settings: ChunkSettings, model_i
 def _load_previous(index_dir: Path, embedder: Embedder) -> Generation | None:
     """The current generation, when it exists, loads and was built by this model (else no reuse)."""
     try:
-        generation = load_generation(index_dir)
+        generation = Generation(current_generation_path(index_dir), for_reuse=True)
     except (IndexNotFound, IndexCorrupt):
         return None
     if (generation.model_id, generation.dimension) != (embedder.model_id, embedder.dimension):
@@ -351,7 +383,13 @@ def _write_generation(
     index = faiss.IndexFlatIP(embedder.dimension)
     index.add(vectors)
     faiss.write_index(index, str(temp / VECTORS))
-    _write_database(temp / DATABASE, articles, rows, sentences)
+    by_id = {a.doc_id: a for a in articles}
+    KeywordIndex.build([embed_text(by_id[d].title, by_id[d].text[a:b]) for d, a, b, _ in rows], temp / KEYWORD)
+    article_number = {a.doc_id: i for i, a in enumerate(articles)}
+    passage_article = np.array([article_number[row[0]] for row in rows], dtype=np.int64)
+    duplicate_of = find_duplicates(articles, passage_article, vectors)
+    report.duplicates = len(duplicate_of)
+    _write_database(temp / DATABASE, articles, rows, sentences, duplicate_of)
     manifest = {
         "store_version": STORE_VERSION,
         "generation": name,
@@ -364,14 +402,17 @@ def _write_generation(
         "articles": len(articles),
         "passages": len(rows),
         "sentences": len(sentences),
+        "duplicates": len(duplicate_of),
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "corpus": str(Path(report.corpus).resolve()),
         "fingerprint": fingerprint,
         "versions": _library_versions(),
     }
     (temp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    for file in temp.iterdir():
-        _fsync_file(file)
+    for file in temp.rglob("*"):
+        if file.is_file():
+            _fsync_file(file)
+    _fsync_dir(temp / KEYWORD)
     _fsync_dir(temp)
     os.rename(temp, index_dir / name)
     _fsync_dir(index_dir)
@@ -379,16 +420,19 @@ def _write_generation(
     return name
 
 
-def _write_database(path: Path, articles: list[Article], rows: list, sentences: list[Sentence]) -> None:
+def _write_database(
+    path: Path, articles: list[Article], rows: list, sentences: list[Sentence], duplicate_of: dict[str, str]
+) -> None:
     db = sqlite3.connect(path)
     try:
         db.execute("PRAGMA journal_mode = OFF")  # a fresh file in a temporary folder: fsynced as a whole later
         db.execute("PRAGMA synchronous = OFF")
         db.executescript(_SCHEMA)
         db.executemany(
-            "INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                (a.doc_id, a.title, a.text, a.url, a.publish_date, json.dumps(a.authors), a.source, a.origin, a.content_hash)
+                (a.doc_id, a.title, a.text, a.url, a.publish_date, json.dumps(a.authors), a.source, a.origin,
+                 a.content_hash, duplicate_of.get(a.doc_id))
                 for a in articles
             ),
         )

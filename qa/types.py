@@ -57,6 +57,9 @@ class Hit:
     score: float
     start: int
     end: int
+    dense_score: float = 0.0  # cosine of question and passage
+    keyword_score: float = 0.0  # BM25 score
+    also_in: tuple[str, ...] = ()  # doc_ids of other outlets' copies of the same story
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_DIR = ROOT.parent / "shared" / "eval" / "realtimeqa"
 _WORD = re.compile(r"\w+")
+_STOP = frozenset("a an and are as at be by did do does for from had has have how in is it its much of on or "
+                  "that the their this to was were what when where which who with".split())
 
 
 class FakeEmbedder:
@@ -28,6 +30,8 @@ class FakeEmbedder:
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             for word in _WORD.findall(text.lower()):
+                if word in _STOP:
+                    continue
                 bucket = int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimension
                 vectors[row, bucket] += 1.0
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)

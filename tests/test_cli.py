@@ -64,7 +64,7 @@ def test_ask_json_format_and_model_mismatch(tmp_path, fake_embedder):
     for line in lines:
         assert set(line) == {"question", "answer", "abstained", "citations", "passages", "latency_ms"}
         assert len(line["passages"]) == 2
-        assert set(line["passages"][0]) == {"rank", "passage_id", "doc_id", "score", "start", "end"}
+        assert set(line["passages"][0]) == {"rank", "passage_id", "doc_id", "score", "start", "end", "also_in"}
         citation = line["citations"][0]
         assert set(citation) == {"n", "doc_id", "title", "url", "publish_date", "source", "quote", "start", "end"}
     assert "300,000" in lines[0]["citations"][0]["quote"]

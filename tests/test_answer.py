@@ -1,0 +1,101 @@
+import re
+from dataclasses import replace
+from datetime import date
+
+import pytest
+
+from qa.answer import NOT_FOUND, AnswerSettings, ask, ask_many, compose_answer, verify_quote
+from qa.retrieve import make_query, retrieve_many
+from qa.store import build_index, load_generation
+from qa.types import Sentence
+from tests.conftest import FakeEmbedder
+from tests.fixture_news import write_fixture
+
+ASKED = date(2025, 7, 16)
+
+
+@pytest.fixture(scope="module")
+def generation(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fixture")
+    build_index(write_fixture(folder / "corpus"), folder / "index", FakeEmbedder())
+    return load_generation(folder / "index")
+
+
+def _compose(generation, question, settings=AnswerSettings()):
+    query = make_query(question, asked_on=ASKED)
+    hits = retrieve_many(generation, FakeEmbedder(), [query], 10)[0]
+    return compose_answer(generation, query, hits, settings)
+
+
+def test_answer_quotes_the_sentence_that_answers(generation):
+    answer = _compose(generation, "How much did a gallon of regular gasoline cost nationwide?")
+    assert not answer.abstained
+    assert "$5.01 a gallon" in answer.citations[0].quote
+    citation = answer.citations[0]
+    assert (citation.title, citation.source, citation.publish_date) == ("Gas prices reach record", "Outlet Two",
+                                                                       "2025-07-10")
+    assert citation.url == "https://outlet-two.example/gas"
+
+
+def test_answers_are_short_verbatim_and_numbered(generation):
+    for question in ["How many visitors did rangers evacuate from the flooded park?",
+                     "Who won the world junior chess championship?",
+                     "What did council members speak about for district 7 roads and schools?"]:
+        answer = _compose(generation, question)
+        assert not answer.abstained
+        assert 1 <= len(answer.citations) <= 3
+        assert sum(len(c.quote) for c in answer.citations) <= 600
+        for c in answer.citations:
+            assert generation.article(c.doc_id).text[c.start : c.end] == c.quote
+            assert f"“{c.quote}” [{c.n}]" in answer.answer
+        numbers = [c.n for c in answer.citations]
+        assert numbers[0] == 1 and set(numbers) == set(range(1, max(numbers) + 1))
+        assert re.fullmatch(r"(“[^”]*” \[\d\] ?)+", answer.answer.replace("”,", "")) or answer.answer.count("[") == len(
+            answer.citations)
+
+
+def test_a_quote_that_does_not_match_its_source_is_never_shown(generation, monkeypatch):
+    question = "How much did a gallon of regular gasoline cost nationwide?"
+    good = _compose(generation, question).citations[0]
+    assert verify_quote(generation, good)
+    assert not verify_quote(generation, replace(good, start=good.start + 1, end=good.end + 1))
+    assert not verify_quote(generation, replace(good, doc_id="no-such-article"))
+
+    real_sentences = generation.sentences
+
+    def corrupted(doc_id):  # offsets that run past the stored text, as a damaged store would give
+        return [Sentence(s.doc_id, s.start, s.end + 10_000) for s in real_sentences(doc_id)]
+
+    monkeypatch.setattr(generation, "sentences", corrupted)
+    answer = _compose(generation, question)
+    assert answer.abstained and answer.answer == NOT_FOUND and not answer.citations
+    assert answer.passages  # the closest passages are still listed
+
+
+def test_weak_evidence_abstains_with_the_closest_passages(generation):
+    strict = AnswerSettings(min_evidence=5.0)
+    answer = _compose(generation, "What is the capital of the planet Zorg?", strict)
+    assert answer.abstained and answer.answer == NOT_FOUND and answer.citations == []
+    assert len(answer.passages) >= 3
+
+
+def test_neighbouring_sentence_comes_along_when_the_quote_leans_on_it(generation):
+    answer = _compose(generation, "What did the coach say about how many hours she trains?")
+    quote = answer.citations[0].quote
+    assert "trains six hours a day" in quote
+
+
+def test_ask_and_ask_many_share_one_path(generation):
+    embedder = FakeEmbedder()
+    single = ask(generation, embedder, "Who won the chess championship?", asked_on="2025-07-16")
+    many = ask_many(generation, embedder, ["Who won the chess championship?"], asked_on=["2025-07-16"])[0]
+    assert single.answer == many.answer and single.latency_ms > 0
+    follow = ask(generation, embedder, "What did he say about India?",
+                 history=["Who did Ishaq Dar speak with by phone?"], asked_on=ASKED)
+    assert "India" in " ".join(c.quote for c in follow.citations)
+    assert follow.citations[0].doc_id in ("wire-a", "wire-b")
+
+
+def test_settings_are_validated():
+    with pytest.raises(ValueError, match="max_quotes=9"):
+        AnswerSettings(max_quotes=9)
