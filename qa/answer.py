@@ -121,7 +121,7 @@ def compose_answer(
     candidates = _score_sentences(generation, query, hits[: settings.passages], settings)
     evidence = evidence_score(hits, candidates)
     if not candidates or evidence < settings.min_evidence:
-        return Answer(query.question, NOT_FOUND, True, [], hits)
+        return Answer(query.question, NOT_FOUND, True, [], hits, evidence=evidence)
 
     chosen: list[Candidate] = []
     used = 0
@@ -146,9 +146,9 @@ def compose_answer(
         if verify_quote(generation, citation):  # a quote that does not match its source is never shown
             citations.append(citation)
     if not citations:
-        return Answer(query.question, NOT_FOUND, True, [], hits)
+        return Answer(query.question, NOT_FOUND, True, [], hits, evidence=evidence)
     text = " ".join(f"“{c.quote}” [{c.n}]" for c in citations)
-    return Answer(query.question, text, False, citations, hits)
+    return Answer(query.question, text, False, citations, hits, evidence=evidence)
 
 
 def evidence_score(hits: list[Hit], candidates: list[Candidate]) -> float:

@@ -168,6 +168,7 @@ def _eval(args: argparse.Namespace) -> int:
 def answer_json(answer) -> dict:
     """The public JSON form of an Answer (stable: see the README)."""
     data = asdict(answer)
+    del data["evidence"]  # internal signal, not part of the public format
     data["latency_ms"] = round(answer.latency_ms, 1)
     data["passages"] = [
         {k: h[k] for k in ("rank", "passage_id", "doc_id", "score", "start", "end", "also_in")}

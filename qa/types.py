@@ -87,3 +87,4 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     passages: list[Hit] = field(default_factory=list)
     latency_ms: float = 0.0
+    evidence: float = 0.0  # strength of the best supporting passage and sentence; abstains below a threshold

@@ -1,0 +1,340 @@
+"""The served index: questions against the current generation, uploads, and rebuilds that swap it live."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import shutil
+import threading
+import time
+import unicodedata
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from qa.answer import ask
+from qa.embed import Embedder
+from qa.errors import IndexNotFound, NothingIndexed, QAError
+from qa.store import BuildReport, Generation, build_index, load_generation
+from qa.types import Answer, Article
+
+log = logging.getLogger(__name__)
+
+UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".json", ".jsonl")
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+MAX_UPLOAD_FILES = 20
+UPLOAD_FOLDER = "uploads"
+KEEP_RECENT = 4  # generations kept open so citations of earlier answers still open their article
+EMBED_BATCH = 64
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class AdminOnly(QAError):
+    def __init__(self) -> None:
+        super().__init__("wrong or missing admin password: uploads and rebuilds need QA_ADMIN_PASSWORD")
+
+
+class RebuildRunning(QAError):
+    def __init__(self) -> None:
+        super().__init__("a rebuild is already running; wait for it to finish before starting another")
+
+
+class UploadRefused(QAError):
+    """An uploaded file that is not stored; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class BuildStatus:
+    """Where the latest rebuild stands; `report` is set when it has finished (also for most failures)."""
+
+    running: bool = False
+    phase: str = "idle"  # reading, embedding, writing, done, failed
+    done: int = 0
+    total: int = 0
+    report: BuildReport | None = None
+    error: str = ""
+    swapped_to: str = ""
+
+    @property
+    def fraction(self) -> float | None:
+        return self.done / self.total if self.phase == "embedding" and self.total else None
+
+    def describe(self) -> str:
+        if self.phase == "reading":
+            return "reading and chunking articles"
+        if self.phase == "embedding":
+            return f"embedding passages {self.done}/{self.total}"
+        if self.phase == "writing":
+            return "writing the new index generation"
+        return self.phase
+
+
+@dataclass(frozen=True)
+class IndexSummary:
+    """What the index page shows about the current generation."""
+
+    generation: str
+    built_at: str
+    corpus: str
+    articles: int
+    passages: int
+    model: str
+    dimension: int
+    period: str  # "week" or "month": the unit of `timeline`
+    timeline: list[tuple[str, int]] = field(default_factory=list)  # (period start, articles), oldest first
+    undated: int = 0
+
+
+class _SharedEmbedder:
+    """One thread at a time in the model and its tokenizer (HF tokenizers fail when shared across threads)."""
+
+    def __init__(self, inner: Embedder):
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.dimension = inner.dimension
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        with self._lock:
+            return self.inner.embed(texts, progress=progress)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        with self._lock:
+            return self.inner.count_tokens(texts)
+
+
+class _ReportingEmbedder:
+    """Embeds in batches and reports each one, so a rebuild has a progress bar and questions interleave."""
+
+    def __init__(self, shared: _SharedEmbedder, report):
+        self.shared, self.report = shared, report
+        self.model_id, self.dimension = shared.model_id, shared.dimension
+
+    def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        parts = [np.zeros((0, self.dimension), dtype=np.float32)]
+        self.report(phase="embedding", done=0, total=len(texts))
+        for start in range(0, len(texts), EMBED_BATCH):
+            parts.append(self.shared.embed(texts[start : start + EMBED_BATCH]))
+            self.report(done=min(start + EMBED_BATCH, len(texts)))
+        self.report(phase="writing")
+        return np.concatenate(parts)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self.shared.count_tokens(texts)
+
+
+class ChatService:
+    """Holds the current generation and the embedder; thread-safe. A rebuild runs in a background thread
+    and switches to the new generation when it is complete; questions already running finish on the old one."""
+
+    def __init__(self, corpus: str | Path, index_dir: str | Path, embedder: Embedder, admin_password: str = ""):
+        self.corpus = Path(corpus)
+        self.index_dir = Path(index_dir)
+        self.embedder = _SharedEmbedder(embedder)
+        self.admin_password = admin_password or ""
+        self._lock = threading.Lock()
+        self._rebuilding = threading.Lock()
+        self._recent: OrderedDict[str, Generation] = OrderedDict()
+        self._summaries: dict[str, IndexSummary] = {}
+        self._status = BuildStatus()
+        self._generation = self._load()
+
+    @classmethod
+    def open(cls, corpus: str | Path, index_dir: str | Path, embedder: Embedder, admin_password: str = "",
+             progress: bool = True) -> ChatService:
+        """Serve `index_dir`, building it from `corpus` first when there is no index yet."""
+        try:
+            return cls(corpus, index_dir, embedder, admin_password)
+        except IndexNotFound:
+            log.info("no index in %s yet: building it from %s", index_dir, corpus)
+            build_index(corpus, index_dir, embedder, progress=progress)
+        return cls(corpus, index_dir, embedder, admin_password)
+
+    @property
+    def generation(self) -> Generation:
+        return self._generation
+
+    @property
+    def admin_required(self) -> bool:
+        return bool(self.admin_password)
+
+    def ask(self, question: str, history: Sequence[str] = ()) -> tuple[Answer, Generation]:
+        """Answer from the current generation; the generation is returned so the caller renders from it."""
+        generation = self._generation  # one reference for the whole question, even if a rebuild swaps meanwhile
+        return ask(generation, self.embedder, question, history=tuple(history)), generation
+
+    def find_article(self, generation_name: str, doc_id: str) -> tuple[Article, Generation]:
+        """An article as the named generation holds it (else the current one); KeyError when absent."""
+        with self._lock:
+            generation = self._recent.get(generation_name, self._generation)
+        return generation.article(doc_id), generation
+
+    def check_admin(self, password: str | None) -> None:
+        """Raise AdminOnly unless no password is configured or `password` is it (compared in constant time)."""
+        if self.admin_password and not hmac.compare_digest(
+            (password or "").encode("utf-8"), self.admin_password.encode("utf-8")
+        ):
+            raise AdminOnly()
+
+    def save_uploads(self, paths: Sequence[str | Path], names: Sequence[str], password: str | None) -> list[Path]:
+        """Copy uploaded files into `<corpus>/uploads/` under sanitised, unique names; all or nothing."""
+        self.check_admin(password)
+        if not self.corpus.is_dir():
+            raise UploadRefused(f"the corpus {self.corpus} is a single file; uploads need a corpus folder")
+        if not paths:
+            raise UploadRefused("choose at least one file to upload")
+        if len(paths) > MAX_UPLOAD_FILES:
+            raise UploadRefused(f"at most {MAX_UPLOAD_FILES} files at a time")
+        checked = [(Path(path), safe_upload_name(name)) for path, name in zip(paths, names, strict=True)]
+        for path, name in checked:
+            size = path.stat().st_size
+            if size > MAX_UPLOAD_BYTES:
+                raise UploadRefused(f"{name} is {size} bytes; the limit is {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB")
+        folder = self.corpus / UPLOAD_FOLDER
+        folder.mkdir(exist_ok=True)
+        if not folder.resolve().is_relative_to(self.corpus.resolve()):
+            raise UploadRefused(f"{folder} leads outside the corpus folder")
+        return [_copy_new(path, folder, name) for path, name in checked]
+
+    def start_rebuild(self, password: str | None) -> None:
+        """Start a rebuild in a background thread; refuses a second one while one runs."""
+        self.check_admin(password)
+        if not self._rebuilding.acquire(blocking=False):
+            raise RebuildRunning()
+        self._status = BuildStatus(running=True, phase="reading")
+        threading.Thread(target=self._rebuild, name="qa-rebuild", daemon=True).start()
+
+    def build_status(self) -> BuildStatus:
+        return self._status
+
+    def wait_for_rebuild(self, timeout: float | None = None) -> BuildStatus:
+        """Block until no rebuild runs (or `timeout` seconds pass); returns the status then."""
+        if self._rebuilding.acquire(timeout=-1 if timeout is None else timeout):
+            self._rebuilding.release()
+        return self._status
+
+    def summary(self) -> IndexSummary:
+        generation = self._generation
+        with self._lock:
+            cached = self._summaries.get(generation.name)
+        if cached is None:
+            cached = summarize(generation)
+            with self._lock:
+                self._summaries[generation.name] = cached
+        return cached
+
+    def _report(self, **changes) -> None:
+        self._status = replace(self._status, **changes)
+
+    def _rebuild(self) -> None:
+        started = time.perf_counter()
+        try:
+            report = build_index(self.corpus, self.index_dir, _ReportingEmbedder(self.embedder, self._report))
+            swapped = ""
+            if report.generation != self._generation.name:
+                swapped = self._swap()
+            self._status = BuildStatus(phase="done", report=report, swapped_to=swapped)
+            log.info("rebuild finished in %.1f s: generation %s", time.perf_counter() - started, report.generation)
+        except NothingIndexed as error:
+            self._status = BuildStatus(phase="failed", report=error.report, error=str(error))
+        except QAError as error:
+            self._status = BuildStatus(phase="failed", error=str(error))
+        except Exception as error:  # a build must never take the server down; the old index stays
+            log.exception("rebuild failed")
+            self._status = BuildStatus(phase="failed", error=f"the build failed: {type(error).__name__}: {error}")
+        finally:
+            self._rebuilding.release()
+
+    def _load(self) -> Generation:
+        generation = load_generation(self.index_dir, self.embedder.model_id, self.embedder.dimension)
+        with self._lock:
+            self._recent[generation.name] = generation
+            while len(self._recent) > KEEP_RECENT:
+                # not closed: a question still running may hold it; it closes when the last reference goes
+                self._recent.popitem(last=False)
+        return generation
+
+    def _swap(self) -> str:
+        generation = self._load()
+        self._generation = generation
+        return generation.name
+
+
+def safe_upload_name(name: str) -> str:
+    """A file name that is safe to create in the corpus folder, keeping a supported suffix; else UploadRefused."""
+    base = unicodedata.normalize("NFKD", name.replace("\\", "/").rsplit("/", 1)[-1])
+    base = base.encode("ascii", "ignore").decode()
+    suffix = next((s for s in UPLOAD_SUFFIXES if base.lower().endswith(s)), None)
+    if suffix is None:
+        raise UploadRefused(f"{name!r}: only {' '.join(UPLOAD_SUFFIXES)} files can be uploaded")
+    stem = _UNSAFE_NAME.sub("_", base[: -len(suffix)]).strip("._-")[:80] or "upload"
+    return stem + suffix
+
+
+def _copy_new(source: Path, folder: Path, name: str) -> Path:
+    """Copy to `folder/name`, or `name-2`, `name-3`... never replacing an existing file."""
+    stem, suffix = Path(name).stem, Path(name).suffix
+    for number in range(1, 1000):
+        target = folder / (name if number == 1 else f"{stem}-{number}{suffix}")
+        try:
+            with open(source, "rb") as reader, open(target, "xb") as writer:
+                shutil.copyfileobj(reader, writer)
+            return target
+        except FileExistsError:
+            continue
+    raise UploadRefused(f"too many files named {name} in {folder}")
+
+
+def summarize(generation: Generation) -> IndexSummary:
+    manifest = generation.manifest
+    dates = [a.publish_date for a in generation.iter_articles()]
+    period, timeline = articles_per_period([date.fromisoformat(d) for d in dates if d])
+    return IndexSummary(
+        generation=generation.name,
+        built_at=str(manifest.get("built_at", "")),
+        corpus=str(manifest.get("corpus", "")),
+        articles=int(manifest.get("articles", 0)),
+        passages=int(manifest.get("passages", 0)),
+        model=str(manifest.get("model", "")),
+        dimension=int(manifest.get("dimension", 0)),
+        period=period,
+        timeline=timeline,
+        undated=sum(1 for d in dates if not d),
+    )
+
+
+def articles_per_period(days: Sequence[date], max_bars: int = 36) -> tuple[str, list[tuple[str, int]]]:
+    """Articles per week, month or year (the finest unit that needs at most `max_bars` bars), gaps included."""
+    if not days:
+        return "week", []
+    first, last = min(days), max(days)
+    for period, (key, step, label) in _PERIODS.items():
+        if period == "year" or len(_period_starts(key(first), key(last), step)) <= max_bars:
+            break
+    counts: dict[date, int] = {}
+    for day in days:
+        counts[key(day)] = counts.get(key(day), 0) + 1
+    return period, [(label(start), counts.get(start, 0)) for start in _period_starts(key(first), key(last), step)]
+
+
+def _period_starts(first: date, last: date, step) -> list[date]:
+    starts = [first]
+    while starts[-1] < last:
+        starts.append(step(starts[-1]))
+    return starts
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+_PERIODS = {  # period: (start of the period holding a day, start of the next period, label)
+    "week": (lambda d: d - timedelta(days=d.weekday()), lambda d: d + timedelta(days=7), date.isoformat),
+    "month": (lambda d: d.replace(day=1), _next_month, lambda d: d.isoformat()[:7]),
+    "year": (lambda d: d.replace(month=1, day=1), lambda d: d.replace(year=d.year + 1), lambda d: str(d.year)),
+}

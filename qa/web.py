@@ -1,0 +1,378 @@
+"""The Gradio web chat: presentation only. Every piece of article text is HTML-escaped here, once, on its
+way to the page; links are made only for http(s) URLs; nothing is rendered as Markdown."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+from qa.errors import QAError
+from qa.service import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, BuildStatus, ChatService, IndexSummary
+from qa.store import Generation
+from qa.types import Answer, Article, Citation, Hit
+
+NOT_FOUND_HEADING = "Not found in the indexed articles."
+MAX_QUESTION_CHARS = 1000
+CLOSEST_PASSAGES = 3
+CONTEXT_CHARS = 240  # article text shown around a quote that lies in no retrieved passage
+OPEN_PREFIX = "#qa-open/"
+_MARKER = re.compile(r"\[(\d+)\]")
+_VIEWER_HINT = '<p class="qa-hint">Click a citation like [1], or a source title, to read the whole article here.</p>'
+
+# The article viewer listens for clicks on citation links anywhere on the page (the chat's sanitiser drops
+# data-* attributes, so the target travels in the link's fragment) and scrolls the highlighted quote into view.
+_VIEWER_JS = """
+window.__qaOpenArticle = (link) => trigger('open', {link: link});
+if (!window.__qaListening) {
+  window.__qaListening = true;
+  document.addEventListener('click', (event) => {
+    const anchor = event.target.closest('a[href^="#qa-open/"]');
+    if (!anchor) return;
+    event.preventDefault();
+    window.__qaOpenArticle(anchor.getAttribute('href'));
+  }, true);
+}
+watch('value', () => {
+  const quote = element.querySelector('mark.qa-quote');
+  if (quote) quote.scrollIntoView({block: 'center'});
+});
+"""
+
+CSS = """
+.qa-answer { margin: 0 0 .4em; }
+.qa-cite { font-weight: 600; text-decoration: none !important; }
+.qa-sources { margin: .3em 0 0; padding-left: 1.4em; font-size: .92em; }
+.qa-sources li { margin-bottom: .5em; }
+.qa-meta { color: var(--body-text-color-subdued); }
+.qa-passage { margin: .2em 0 0; padding-left: .6em; border-left: 3px solid var(--border-color-primary); }
+mark.qa-quote { background: #fde68a; color: inherit; padding: 0 1px; }
+.qa-notfound { font-weight: 600; }
+.qa-article h2 { margin-top: 0; }
+.qa-article .qa-body { line-height: 1.55; }
+.qa-hint { color: var(--body-text-color-subdued); }
+.qa-summary td { padding: 2px 12px 2px 0; }
+.qa-failed { color: #b91c1c; }
+"""
+
+
+# ---------------------------------------------------------------- rendering (pure functions, unit-tested)
+
+def text_html(text: str) -> str:
+    """Plain text as HTML: escaped, line breaks kept."""
+    return html.escape(text).replace("\n", "<br>")
+
+
+def safe_url(url: str) -> str | None:
+    """The URL when it is an absolute http(s) URL, else None (javascript:, data:, relative...)."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    return url.strip() if parts.scheme.lower() in ("http", "https") and parts.netloc else None
+
+
+def external_link(url: str, label: str = "") -> str:
+    """A link that opens in a new tab for an http(s) URL; any other URL is shown as text."""
+    href = safe_url(url)
+    text = html.escape(label or url)
+    if href is None:
+        return f'<span class="qa-url">{text}</span>' if url else ""
+    return f'<a href="{html.escape(href, quote=True)}" target="_blank" rel="noopener noreferrer nofollow">{text}</a>'
+
+
+def open_link(generation: str, doc_id: str, start: int, end: int) -> str:
+    """The fragment a citation link carries: which article to open and which span to highlight."""
+    return f"{OPEN_PREFIX}{quote(generation, safe='')}/{quote(doc_id, safe='')}/{int(start)}/{int(end)}"
+
+
+def parse_open_link(link: str) -> tuple[str, str, int, int] | None:
+    if not isinstance(link, str) or not link.startswith(OPEN_PREFIX):
+        return None
+    parts = link[len(OPEN_PREFIX) :].split("/")
+    if len(parts) != 4 or not parts[2].isdigit() or not parts[3].isdigit():
+        return None
+    return unquote(parts[0]), unquote(parts[1]), int(parts[2]), int(parts[3])
+
+
+def highlighted(text: str, start: int, end: int) -> str:
+    """`text` escaped, with [start, end) wrapped in <mark class="qa-quote">."""
+    start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
+    if start >= end:
+        return text_html(text)
+    return f'{text_html(text[:start])}<mark class="qa-quote">{text_html(text[start:end])}</mark>{text_html(text[end:])}'
+
+
+def render_question(question: str) -> str:
+    return text_html(question)
+
+
+def render_answer(answer: Answer, generation: Generation) -> str:
+    """An answer as chat HTML: quotes with clickable [n] markers and numbered sources below; or, for an
+    abstention, the closest passages."""
+    if answer.abstained or not answer.citations:
+        return _render_abstention(answer, generation)
+    links = {c.n: open_link(generation.name, c.doc_id, c.start, c.end) for c in answer.citations}
+
+    def marker(match: re.Match) -> str:
+        n = int(match.group(1))
+        return f'<a class="qa-cite" href="{links[n]}">[{n}]</a>' if n in links else match.group(0)
+
+    body = _MARKER.sub(marker, text_html(answer.answer))
+    sources = "".join(_render_source(c, answer.passages, generation, links[c.n]) for c in answer.citations)
+    return f'<p class="qa-answer">{body}</p><ol class="qa-sources">{sources}</ol>'
+
+
+def _render_source(citation: Citation, hits: Sequence[Hit], generation: Generation, link: str) -> str:
+    text = generation.article(citation.doc_id).text
+    start, end = _passage_around(citation, hits, len(text))
+    passage = highlighted(text[start:end], citation.start - start, citation.end - start)
+    ellipsis_before, ellipsis_after = ("… " if start > 0 else ""), (" …" if end < len(text) else "")
+    return (
+        f'<li value="{citation.n}"><a class="qa-open" href="{link}">{html.escape(citation.title or citation.doc_id)}</a>'
+        f' <span class="qa-meta">{_meta(citation.source, citation.publish_date)}</span> {external_link(citation.url, "original ↗")}'
+        f'<blockquote class="qa-passage">{ellipsis_before}{passage}{ellipsis_after}</blockquote></li>'
+    )
+
+
+def _passage_around(citation: Citation, hits: Sequence[Hit], length: int) -> tuple[int, int]:
+    """The retrieved passage that holds the quote, else some context on each side of it."""
+    for hit in hits:
+        if hit.doc_id == citation.doc_id and hit.start <= citation.start and citation.end <= hit.end:
+            return hit.start, hit.end
+    return max(0, citation.start - CONTEXT_CHARS), min(length, citation.end + CONTEXT_CHARS)
+
+
+def _render_abstention(answer: Answer, generation: Generation) -> str:
+    items = []
+    for hit in answer.passages[:CLOSEST_PASSAGES]:
+        article = generation.article(hit.doc_id)
+        link = open_link(generation.name, hit.doc_id, hit.start, hit.end)
+        items.append(
+            f'<li><a class="qa-open" href="{link}">{html.escape(article.title or article.doc_id)}</a>'
+            f' <span class="qa-meta">{_meta(article.source, article.publish_date)}</span>'
+            f'<blockquote class="qa-passage">{text_html(article.text[hit.start : hit.end])}</blockquote></li>'
+        )
+    closest = f'<p>Closest passages:</p><ol class="qa-sources">{"".join(items)}</ol>' if items else ""
+    return f'<p class="qa-answer qa-notfound">{NOT_FOUND_HEADING}</p>{closest}'
+
+
+def _meta(source: str, publish_date: str | None) -> str:
+    return html.escape(" · ".join(part for part in (source, publish_date or "undated") if part))
+
+
+def render_article(article: Article, start: int, end: int, generation: str) -> str:
+    """The whole article for the viewer: headline, byline, date, outlet, URL, the quoted span highlighted."""
+    byline = f"By {', '.join(article.authors)}" if article.authors else ""
+    meta = " · ".join(part for part in (byline, article.source, article.publish_date or "undated") if part)
+    url = f'<p class="qa-meta">{external_link(article.url)}</p>' if article.url else ""
+    return (
+        f'<article class="qa-article"><h2>{html.escape(article.title or article.doc_id)}</h2>'
+        f'<p class="qa-meta">{html.escape(meta)}</p>{url}'
+        f'<div class="qa-body">{highlighted(article.text, start, end)}</div>'
+        f'<p class="qa-meta">Article {html.escape(article.doc_id)} in index generation {html.escape(generation)}</p>'
+        "</article>"
+    )
+
+
+def render_summary(summary: IndexSummary) -> str:
+    rows = [
+        ("Articles", f"{summary.articles:,}" + (f" ({summary.undated:,} undated)" if summary.undated else "")),
+        ("Passages", f"{summary.passages:,}"),
+        ("Model", f"{summary.model} ({summary.dimension} dimensions)"),
+        ("Built", summary.built_at),
+        ("Generation", summary.generation),
+        ("Corpus", summary.corpus),
+    ]
+    cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return f'<table class="qa-summary">{cells}</table>'
+
+
+def render_status(status: BuildStatus) -> str:
+    """A finished (or failed) rebuild: what it did, and what was skipped and why."""
+    if status.phase == "idle":
+        return ""
+    lines = []
+    if status.phase == "failed":
+        lines.append(f'<p class="qa-failed">Rebuild failed: {html.escape(status.error)}. The previous index stays in use.</p>')
+    report = status.report
+    if report is not None and report.generation:
+        if report.up_to_date:
+            lines.append(f"<p>The index is up to date (generation {html.escape(report.generation)}).</p>")
+        else:
+            lines.append(
+                f"<p>Generation {html.escape(report.generation)} is now answering: {report.articles_read} articles "
+                f"({report.new} new, {report.changed} changed, {report.removed} removed), {report.passages} passages, "
+                f"{report.embedded} embedded, in {report.seconds:.1f} s.</p>"
+            )
+    if report is not None and report.skipped:
+        skipped = "".join(f"<li>{html.escape(s.origin)}: {html.escape(s.reason)}</li>" for s in report.skipped[:50])
+        more = f"<li>… and {len(report.skipped) - 50} more</li>" if len(report.skipped) > 50 else ""
+        lines.append(f"<p>Skipped {len(report.skipped)}:</p><ul>{skipped}{more}</ul>")
+    return "".join(lines)
+
+
+def timeline_frame(summary: IndexSummary):
+    import pandas as pd
+
+    return pd.DataFrame(summary.timeline or [], columns=["period", "articles"])
+
+
+# ---------------------------------------------------------------- the page
+
+def build_ui(service: ChatService, examples: Sequence[str] = ()):
+    """The Blocks app: a Chat tab (answers, sources, article viewer) and an Index tab (summary, upload, rebuild)."""
+    import gradio as gr
+
+    def respond(question: str, messages: list, asked: list[str]):
+        question = (question or "").strip()
+        if not question:
+            raise gr.Error("Type a question first.")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise gr.Error(f"Questions are limited to {MAX_QUESTION_CHARS} characters.")
+        answer, generation = service.ask(question, history=asked or [])
+        messages = [
+            *(messages or []),
+            {"role": "user", "content": render_question(question)},
+            {"role": "assistant", "content": render_answer(answer, generation)},
+        ]
+        return "", messages, [*(asked or []), question]
+
+    def open_article(evt: gr.EventData):
+        target = parse_open_link(getattr(evt, "link", ""))
+        if target is None:
+            return '<p class="qa-hint">That link does not point to an article.</p>'
+        generation_name, doc_id, start, end = target
+        try:
+            article, generation = service.find_article(generation_name, doc_id)
+        except KeyError:
+            return '<p class="qa-hint">That article is no longer in the index.</p>'
+        return render_article(article, start, end, generation.name)
+
+    def new_chat():
+        return [], [], _VIEWER_HINT, ""
+
+    def ask_json(question: str, history: list[str] | None = None) -> dict:
+        """Answer one question; the result has the same fields as `python -m qa ask --json`."""
+        from qa.cli import answer_json
+
+        question = (question or "").strip()
+        if not question or len(question) > MAX_QUESTION_CHARS:
+            raise gr.Error(f"Give a question of 1 to {MAX_QUESTION_CHARS} characters.")
+        return answer_json(service.ask(question, history=history or [])[0])
+
+    def show_index():
+        summary = service.summary()
+        return render_summary(summary), timeline_frame(summary), _chart_caption(summary)
+
+    def add_files(files: list[str] | None, password: str):
+        try:
+            saved = service.save_uploads(files or [], [Path(f).name for f in files or []], password)
+        except QAError as error:
+            raise gr.Error(str(error)) from None
+        names = ", ".join(html.escape(path.name) for path in saved)
+        return f"<p>Added to the corpus: {names}. Press “Rebuild index” to index them.</p>", None
+
+    def rebuild(password: str, progress=gr.Progress()):
+        try:
+            service.start_rebuild(password)
+        except QAError as error:
+            raise gr.Error(str(error)) from None
+        while (status := service.build_status()).running:
+            progress((status.done, status.total or None), desc=status.describe(), unit="passages")
+            time.sleep(0.2)
+        return render_status(status), *show_index()
+
+    with gr.Blocks(title="newsqa: answers quoted from your news articles") as demo:
+        asked = gr.State([])
+        with gr.Tab("Chat"):
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=3):
+                    chatbot = gr.Chatbot(
+                        label="Answers, quoted word for word",
+                        elem_id="qa-chat",
+                        height=560,
+                        render_markdown=False,  # messages are HTML built here, every text escaped
+                        latex_delimiters=[],
+                        sanitize_html=True,
+                        feedback_options=None,
+                        placeholder="Ask a question about the indexed articles. Answers are quotes from them, "
+                        "each with its source.",
+                    )
+                    with gr.Row():
+                        question = gr.Textbox(
+                            show_label=False, placeholder="Ask about the indexed articles…", elem_id="qa-question",
+                            scale=5, max_length=MAX_QUESTION_CHARS, submit_btn=False,
+                        )
+                        ask_button = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
+                        new_button = gr.Button("New chat", scale=1, elem_id="qa-new-chat")
+                    if examples:
+                        example_list = gr.Examples([[q] for q in examples], inputs=[question], label="Example questions")
+                with gr.Column(scale=2):
+                    viewer = gr.HTML(_VIEWER_HINT, js_on_load=_VIEWER_JS, elem_id="qa-viewer", max_height=680,
+                                     container=True, padding=True, label="Article")
+        with gr.Tab("Index", elem_id="qa-index-tab") as index_tab:
+            summary_html = gr.HTML(elem_id="qa-summary")
+            chart = gr.BarPlot(x="period", y="articles", title="Articles by publication date", elem_id="qa-chart",
+                               x_title="period starting", y_title="articles", sort="x", height=260)
+            chart_caption = gr.HTML()
+            with gr.Row():
+                files = gr.File(label="Articles to add (.txt .md .html .json .jsonl, at most "
+                                f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MiB each)", file_count="multiple",
+                                file_types=list(UPLOAD_SUFFIXES), elem_id="qa-upload", scale=3)
+                with gr.Column(scale=2):
+                    password = gr.Textbox(label="Admin password", type="password", elem_id="qa-password",
+                                          visible=service.admin_required)
+                    add_button = gr.Button("Add to corpus", elem_id="qa-add")
+                    rebuild_button = gr.Button("Rebuild index", variant="primary", elem_id="qa-rebuild")
+            build_html = gr.HTML(elem_id="qa-build")
+
+        chat_inputs, chat_outputs = [question, chatbot, asked], [question, chatbot, asked]
+        question.submit(respond, chat_inputs, chat_outputs, api_name="chat", concurrency_limit=4)
+        ask_button.click(respond, chat_inputs, chat_outputs, api_visibility="undocumented", concurrency_limit=4)
+        if examples:
+            example_list.load_input_event.then(respond, chat_inputs, chat_outputs, api_visibility="undocumented")
+        new_button.click(new_chat, None, [chatbot, asked, viewer, question], api_visibility="undocumented")
+        chatbot.clear(new_chat, None, [chatbot, asked, viewer, question], api_visibility="undocumented")
+        viewer.open(open_article, None, viewer, api_visibility="undocumented", concurrency_limit=8)
+        gr.api(ask_json, api_name="ask", concurrency_limit=4)
+
+        index_outputs = [summary_html, chart, chart_caption]
+        demo.load(show_index, None, index_outputs, api_name="index_summary")
+        index_tab.select(show_index, None, index_outputs, api_visibility="undocumented")
+        add_button.click(add_files, [files, password], [build_html, files], api_name="upload")
+        # Not queued behind a running rebuild: a second press must be refused at once, not run afterwards.
+        rebuild_button.click(rebuild, [password], [build_html, *index_outputs], api_name="rebuild",
+                             concurrency_limit=None)
+    return demo
+
+
+def _chart_caption(summary: IndexSummary) -> str:
+    if not summary.timeline:
+        return '<p class="qa-hint">No article has a publication date.</p>'
+    first, last = summary.timeline[0][0], summary.timeline[-1][0]
+    undated = f"; {summary.undated:,} undated articles are not shown" if summary.undated else ""
+    return f'<p class="qa-hint">Articles per {summary.period}, {html.escape(first)} to {html.escape(last)}{undated}.</p>'
+
+
+def launch(service: ChatService, examples: Sequence[str] = (), host: str = "127.0.0.1", port: int = 7860,
+           block: bool = True):
+    """Serve the chat. Gradio's file routes serve only its own upload cache: the index and corpus folders
+    are never in allowed_paths, and are listed in blocked_paths as well."""
+    demo = build_ui(service, examples)
+    demo.queue(default_concurrency_limit=2)
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        css=CSS,
+        blocked_paths=[str(service.index_dir.resolve()), str(service.corpus.resolve())],
+        max_file_size=MAX_UPLOAD_BYTES,
+        prevent_thread_lock=not block,
+        show_error=False,
+        footer_links=["api"],
+        quiet=not block,
+    )
+    return demo
