@@ -137,7 +137,7 @@ def _ask(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(answer_json(answer), ensure_ascii=False))
         else:
-            _print_answer(answer)
+            _print_answer(answer, generation)
     return 0
 
 
@@ -177,15 +177,26 @@ def answer_json(answer) -> dict:
     return data
 
 
-def _print_answer(answer) -> None:
+def _print_answer(answer, generation) -> None:
     print(answer.answer)
-    for c in answer.citations:
-        print(f"  [{c.n}] {c.title} — {c.source}, {c.publish_date or 'undated'} {c.url} "
-              f"(doc {c.doc_id}, chars {c.start}-{c.end})")
+    for n in dict.fromkeys(c.n for c in answer.citations):
+        quotes = [c for c in answer.citations if c.n == n]
+        c = quotes[0]
+        spans = ", ".join(f"{q.start}-{q.end}" for q in quotes)
+        print(f"  [{n}] {c.title} — {c.source or 'unknown outlet'}, {c.publish_date or 'undated'} {c.url}")
+        print(f"      doc {c.doc_id}, chars {spans}{_also_in(answer, c.doc_id, generation)}")
     if answer.abstained and answer.passages:
         print("  closest passages:")
         for hit in answer.passages[:3]:
-            print(f"    {hit.rank}. {hit.doc_id} chars {hit.start}-{hit.end} (score {hit.score:.3f})")
+            article = generation.article(hit.doc_id)
+            print(f"    {hit.rank}. {article.title} — {article.source} ({hit.doc_id}, chars {hit.start}-{hit.end})")
+
+
+def _also_in(answer, doc_id: str, generation) -> str:
+    """The other outlets that ran the same story, named on the citation."""
+    copies = next((hit.also_in for hit in answer.passages if hit.doc_id == doc_id), ())
+    outlets = sorted({generation.article(d).source or d for d in copies})
+    return f"; also published by {', '.join(outlets)}" if outlets else ""
 
 
 def _stats(args: argparse.Namespace) -> int:

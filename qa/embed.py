@@ -39,21 +39,30 @@ def model_id_for(path: str | Path) -> str:
 
 
 class SentenceTransformerEmbedder:
-    """A local sentence-transformers model, loaded offline; uses a CUDA GPU when there is one."""
+    """A local sentence-transformers model, loaded offline on first use; uses a CUDA GPU when there is one.
+
+    The name and dimension come from the model folder's config, so that checking an index against the
+    model (or finding that nothing needs embedding) does not pay for importing torch.
+    """
 
     def __init__(self, path: str | Path | None = None, batch_size: int = 64):
-        path = str(path or default_model_path())
-        if not Path(path).is_dir():
-            raise ModelNotFound(path)
-        os.environ["HF_HUB_OFFLINE"] = "1"  # before sentence-transformers is imported: never reach a hub
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from sentence_transformers import SentenceTransformer
-
-        self.model = SentenceTransformer(path, local_files_only=True)
-        self.model_id = model_id_for(path)
-        self.dimension = int(self.model.get_embedding_dimension())
+        self.path = str(path or default_model_path())
+        if not Path(self.path).is_dir():
+            raise ModelNotFound(self.path)
+        self.model_id = model_id_for(self.path)
         self.batch_size = batch_size
-        self.tokenizer = self.model.tokenizer
+        self._model = None
+        self.dimension = _configured_dimension(Path(self.path)) or int(self.model.get_embedding_dimension())
+
+    @property
+    def model(self):
+        if self._model is None:
+            os.environ["HF_HUB_OFFLINE"] = "1"  # before sentence-transformers is imported: never reach a hub
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(self.path, local_files_only=True)
+        return self._model
 
     def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         if not texts:
@@ -70,5 +79,23 @@ class SentenceTransformerEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        encoded = self.tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)
+        encoded = self.model.tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]
+
+
+def _configured_dimension(folder: Path) -> int | None:
+    """The output dimension a sentence-transformers folder declares (last Dense layer, else pooling)."""
+    import json
+
+    try:
+        modules = json.loads((folder / "modules.json").read_text())
+        dimension = None
+        for module in modules:
+            config_path = folder / module.get("path", "") / "config.json"
+            if "Pooling" in module.get("type", ""):
+                dimension = json.loads(config_path.read_text())["word_embedding_dimension"]
+            elif "Dense" in module.get("type", ""):
+                dimension = json.loads(config_path.read_text())["out_features"]
+        return int(dimension) if dimension else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
