@@ -155,6 +155,12 @@ class ChatService:
             build_index(corpus, index_dir, embedder, progress=progress)
         return cls(corpus, index_dir, embedder, admin_password)
 
+    def warm_up(self) -> threading.Thread:
+        """Load the model in the background now, so the first question does not wait for it."""
+        thread = threading.Thread(target=self.embedder.embed, args=(["warm up"],), name="qa-warm-up", daemon=True)
+        thread.start()
+        return thread
+
     @property
     def generation(self) -> Generation:
         return self._generation
@@ -313,7 +319,7 @@ def articles_per_period(days: Sequence[date], max_bars: int = 36) -> tuple[str, 
     if not days:
         return "week", []
     first, last = min(days), max(days)
-    for period, (key, step, label) in _PERIODS.items():
+    for period, (key, step, label) in _PERIODS.items():  # noqa: B007 (the loop picks the unit, used below)
         if period == "year" or len(_period_starts(key(first), key(last), step)) <= max_bars:
             break
     counts: dict[date, int] = {}

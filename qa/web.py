@@ -1,8 +1,6 @@
 """The Gradio web chat: presentation only. Every piece of article text is HTML-escaped here, once, on its
 way to the page; links are made only for http(s) URLs; nothing is rendered as Markdown."""
 
-from __future__ import annotations
-
 import html
 import re
 import time
@@ -13,12 +11,12 @@ from urllib.parse import quote, unquote, urlsplit
 from qa.errors import QAError
 from qa.service import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, BuildStatus, ChatService, IndexSummary
 from qa.store import Generation
-from qa.types import Answer, Article, Citation, Hit
+from qa.types import Answer, Article, Citation, Hit, Sentence
 
 NOT_FOUND_HEADING = "Not found in the indexed articles."
 MAX_QUESTION_CHARS = 1000
 CLOSEST_PASSAGES = 3
-CONTEXT_CHARS = 240  # article text shown around a quote that lies in no retrieved passage
+CONTEXT_CHARS = 240  # context around a quote when the index has no sentence offsets
 OPEN_PREFIX = "#qa-open/"
 _MARKER = re.compile(r"\[(\d+)\]")
 _VIEWER_HINT = '<p class="qa-hint">Click a citation like [1], or a source title, to read the whole article here.</p>'
@@ -45,7 +43,7 @@ watch('value', () => {
 CSS = """
 .qa-answer { margin: 0 0 .4em; }
 .qa-cite { font-weight: 600; text-decoration: none !important; }
-.qa-sources { margin: .3em 0 0; padding-left: 1.4em; font-size: .92em; }
+.qa-sources { margin: .3em 0 0; padding-left: 0; list-style: none; font-size: .92em; }
 .qa-sources li { margin-bottom: .5em; }
 .qa-meta { color: var(--body-text-color-subdued); }
 .qa-passage { margin: .2em 0 0; padding-left: .6em; border-left: 3px solid var(--border-color-primary); }
@@ -54,8 +52,18 @@ mark.qa-quote { background: #fde68a; color: inherit; padding: 0 1px; }
 .qa-article h2 { margin-top: 0; }
 .qa-article .qa-body { line-height: 1.55; }
 .qa-hint { color: var(--body-text-color-subdued); }
-.qa-summary td { padding: 2px 12px 2px 0; }
+.qa-summary, .qa-summary tr, .qa-summary th, .qa-summary td { border: none !important; }
+.qa-summary th { text-align: left; padding: 2px 16px 2px 0; font-weight: 600; }
 .qa-failed { color: #b91c1c; }
+.qa-chart { margin: 0; }
+.qa-bars { display: flex; align-items: flex-end; gap: 3px; height: 160px; }
+.qa-bar { flex: 1; height: 100%; display: flex; flex-direction: column; justify-content: flex-end;
+          align-items: center; }
+.qa-bar span { font-size: .8em; }
+.qa-fill { width: 100%; min-height: 1px; background: var(--color-accent); border-radius: 2px 2px 0 0; }
+.qa-labels { display: flex; gap: 3px; border-top: 1px solid var(--border-color-primary); }
+.qa-labels span { flex: 1; font-size: .75em; white-space: nowrap; overflow: visible; }
+.qa-chart figcaption { color: var(--body-text-color-subdued); margin-top: .4em; }
 """
 
 
@@ -98,12 +106,16 @@ def parse_open_link(link: str) -> tuple[str, str, int, int] | None:
     return unquote(parts[0]), unquote(parts[1]), int(parts[2]), int(parts[3])
 
 
-def highlighted(text: str, start: int, end: int) -> str:
-    """`text` escaped, with [start, end) wrapped in <mark class="qa-quote">."""
-    start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
-    if start >= end:
-        return text_html(text)
-    return f'{text_html(text[:start])}<mark class="qa-quote">{text_html(text[start:end])}</mark>{text_html(text[end:])}'
+def highlighted(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    """`text` escaped, each [start, end) span (offsets into `text`) wrapped in <mark class="qa-quote">."""
+    parts, position = [], 0
+    for start, end in sorted(spans):
+        start, end = max(position, min(start, len(text))), max(0, min(end, len(text)))
+        if start >= end:
+            continue
+        parts.append(f'{text_html(text[position:start])}<mark class="qa-quote">{text_html(text[start:end])}</mark>')
+        position = end
+    return "".join(parts) + text_html(text[position:])
 
 
 def render_question(question: str) -> str:
@@ -111,39 +123,76 @@ def render_question(question: str) -> str:
 
 
 def render_answer(answer: Answer, generation: Generation) -> str:
-    """An answer as chat HTML: quotes with clickable [n] markers and numbered sources below; or, for an
-    abstention, the closest passages."""
+    """An answer as chat HTML: quotes with clickable [n] markers, then the numbered sources with their quotes
+    highlighted in context; for an abstention, the closest passages."""
     if answer.abstained or not answer.citations:
         return _render_abstention(answer, generation)
-    links = {c.n: open_link(generation.name, c.doc_id, c.start, c.end) for c in answer.citations}
+    sources: dict[int, list[Citation]] = {}  # several quotes may cite one source
+    for citation in answer.citations:
+        sources.setdefault(citation.n, []).append(citation)
+    used = dict.fromkeys(sources, 0)
 
     def marker(match: re.Match) -> str:
         n = int(match.group(1))
-        return f'<a class="qa-cite" href="{links[n]}">[{n}]</a>' if n in links else match.group(0)
+        if n not in sources:
+            return match.group(0)
+        citation = sources[n][min(used[n], len(sources[n]) - 1)]  # the k-th [n] links the k-th quote citing n
+        used[n] += 1
+        return f'<a class="qa-cite" href="{_link(generation, citation)}">[{n}]</a>'
 
     body = _MARKER.sub(marker, text_html(answer.answer))
-    sources = "".join(_render_source(c, answer.passages, generation, links[c.n]) for c in answer.citations)
-    return f'<p class="qa-answer">{body}</p><ol class="qa-sources">{sources}</ol>'
+    by_article: dict[tuple[int, str], list[Citation]] = {}
+    for citation in answer.citations:
+        by_article.setdefault((citation.n, citation.doc_id), []).append(citation)
+    items = "".join(_render_source(quotes, answer.passages, generation) for _, quotes in sorted(by_article.items()))
+    return f'<p class="qa-answer">{body}</p><ul class="qa-sources">{items}</ul>'
 
 
-def _render_source(citation: Citation, hits: Sequence[Hit], generation: Generation, link: str) -> str:
-    text = generation.article(citation.doc_id).text
-    start, end = _passage_around(citation, hits, len(text))
-    passage = highlighted(text[start:end], citation.start - start, citation.end - start)
-    ellipsis_before, ellipsis_after = ("… " if start > 0 else ""), (" …" if end < len(text) else "")
+def _link(generation: Generation, citation: Citation) -> str:
+    return open_link(generation.name, citation.doc_id, citation.start, citation.end)
+
+
+def _render_source(quotes: list[Citation], hits: Sequence[Hit], generation: Generation) -> str:
+    """One source: [n], title, outlet, date, link, and its quotes highlighted in their context."""
+    first = quotes[0]
+    text = generation.article(first.doc_id).text
+    sentences = generation.sentences(first.doc_id)
+    excerpts = []
+    for start, end in _merge([_context(q, hits, sentences, len(text)) for q in quotes]):
+        spans = [(q.start - start, q.end - start) for q in quotes if start <= q.start and q.end <= end]
+        before, after = ("… " if start > 0 else ""), (" …" if end < len(text) else "")
+        excerpt = highlighted(text[start:end], spans)
+        excerpts.append(f'<blockquote class="qa-passage">{before}{excerpt}{after}</blockquote>')
+    title = html.escape(first.title or first.doc_id)
     return (
-        f'<li value="{citation.n}"><a class="qa-open" href="{link}">{html.escape(citation.title or citation.doc_id)}</a>'
-        f' <span class="qa-meta">{_meta(citation.source, citation.publish_date)}</span> {external_link(citation.url, "original ↗")}'
-        f'<blockquote class="qa-passage">{ellipsis_before}{passage}{ellipsis_after}</blockquote></li>'
+        f'<li><a class="qa-open" href="{_link(generation, first)}">[{first.n}] {title}</a>'
+        f' <span class="qa-meta">{_meta(first.source, first.publish_date)}</span>'
+        f' {external_link(first.url, "original ↗")}{"".join(excerpts)}</li>'
     )
 
 
-def _passage_around(citation: Citation, hits: Sequence[Hit], length: int) -> tuple[int, int]:
-    """The retrieved passage that holds the quote, else some context on each side of it."""
+def _context(citation: Citation, hits: Sequence[Hit], sentences: Sequence[Sentence], length: int) -> tuple[int, int]:
+    """The quote with one sentence either side, inside the retrieved passage that holds it (when one does)."""
+    low, high = 0, length
     for hit in hits:
         if hit.doc_id == citation.doc_id and hit.start <= citation.start and citation.end <= hit.end:
-            return hit.start, hit.end
-    return max(0, citation.start - CONTEXT_CHARS), min(length, citation.end + CONTEXT_CHARS)
+            low, high = hit.start, hit.end
+            break
+    before = [s.start for s in sentences if low <= s.start and s.end <= citation.start]
+    after = [s.end for s in sentences if citation.end <= s.start and s.end <= high]
+    if not sentences:
+        before, after = [max(low, citation.start - CONTEXT_CHARS)], [min(high, citation.end + CONTEXT_CHARS)]
+    return (before[-1] if before else citation.start), (after[0] if after else citation.end)
+
+
+def _merge(windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(windows):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def _render_abstention(answer: Answer, generation: Generation) -> str:
@@ -154,10 +203,14 @@ def _render_abstention(answer: Answer, generation: Generation) -> str:
         items.append(
             f'<li><a class="qa-open" href="{link}">{html.escape(article.title or article.doc_id)}</a>'
             f' <span class="qa-meta">{_meta(article.source, article.publish_date)}</span>'
-            f'<blockquote class="qa-passage">{text_html(article.text[hit.start : hit.end])}</blockquote></li>'
+            f'<blockquote class="qa-passage">{text_html(_clip(article.text[hit.start : hit.end]))}</blockquote></li>'
         )
-    closest = f'<p>Closest passages:</p><ol class="qa-sources">{"".join(items)}</ol>' if items else ""
+    closest = f'<p>Closest passages:</p><ul class="qa-sources">{"".join(items)}</ul>' if items else ""
     return f'<p class="qa-answer qa-notfound">{NOT_FOUND_HEADING}</p>{closest}'
+
+
+def _clip(text: str, limit: int = 2 * CONTEXT_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 
 def _meta(source: str, publish_date: str | None) -> str:
@@ -172,7 +225,7 @@ def render_article(article: Article, start: int, end: int, generation: str) -> s
     return (
         f'<article class="qa-article"><h2>{html.escape(article.title or article.doc_id)}</h2>'
         f'<p class="qa-meta">{html.escape(meta)}</p>{url}'
-        f'<div class="qa-body">{highlighted(article.text, start, end)}</div>'
+        f'<div class="qa-body">{highlighted(article.text, [(start, end)])}</div>'
         f'<p class="qa-meta">Article {html.escape(article.doc_id)} in index generation {html.escape(generation)}</p>'
         "</article>"
     )
@@ -197,7 +250,8 @@ def render_status(status: BuildStatus) -> str:
         return ""
     lines = []
     if status.phase == "failed":
-        lines.append(f'<p class="qa-failed">Rebuild failed: {html.escape(status.error)}. The previous index stays in use.</p>')
+        why = html.escape(status.error)
+        lines.append(f'<p class="qa-failed">Rebuild failed: {why}. The previous index stays in use.</p>')
     report = status.report
     if report is not None and report.generation:
         if report.up_to_date:
@@ -215,10 +269,26 @@ def render_status(status: BuildStatus) -> str:
     return "".join(lines)
 
 
-def timeline_frame(summary: IndexSummary):
-    import pandas as pd
-
-    return pd.DataFrame(summary.timeline or [], columns=["period", "articles"])
+def render_timeline(summary: IndexSummary, max_labels: int = 14) -> str:
+    """Articles per period as an HTML bar chart (every bar has its count as a tooltip), with a caption."""
+    if not summary.timeline:
+        return '<p class="qa-hint">No article has a publication date.</p>'
+    most = max(count for _, count in summary.timeline) or 1
+    every = -(-len(summary.timeline) // max_labels)  # label at most `max_labels` periods
+    bars, labels = [], []
+    for i, (period, count) in enumerate(summary.timeline):
+        tip = html.escape(f"{summary.period} of {period}: {count} article{'s' * (count != 1)}")
+        bars.append(f'<div class="qa-bar" title="{tip}"><span>{count or ""}</span>'
+                    f'<div class="qa-fill" style="height:{100 * count / most:.0f}%"></div></div>')
+        labels.append(f"<span>{html.escape(period) if i % every == 0 else ''}</span>")
+    first, last = summary.timeline[0][0], summary.timeline[-1][0]
+    undated = f"; {summary.undated:,} undated not shown" if summary.undated else ""
+    return (
+        f'<figure class="qa-chart"><div class="qa-bars">{"".join(bars)}</div>'
+        f'<div class="qa-labels">{"".join(labels)}</div>'
+        f"<figcaption>Articles per {summary.period} by publication date, {html.escape(first)} to "
+        f"{html.escape(last)}{undated}.</figcaption></figure>"
+    )
 
 
 # ---------------------------------------------------------------- the page
@@ -266,7 +336,7 @@ def build_ui(service: ChatService, examples: Sequence[str] = ()):
 
     def show_index():
         summary = service.summary()
-        return render_summary(summary), timeline_frame(summary), _chart_caption(summary)
+        return render_summary(summary), render_timeline(summary)
 
     def add_files(files: list[str] | None, password: str):
         try:
@@ -276,7 +346,7 @@ def build_ui(service: ChatService, examples: Sequence[str] = ()):
         names = ", ".join(html.escape(path.name) for path in saved)
         return f"<p>Added to the corpus: {names}. Press “Rebuild index” to index them.</p>", None
 
-    def rebuild(password: str, progress=gr.Progress()):
+    def rebuild(password: str, progress=gr.Progress()):  # noqa: B008 (how Gradio asks for a progress bar)
         try:
             service.start_rebuild(password)
         except QAError as error:
@@ -286,7 +356,7 @@ def build_ui(service: ChatService, examples: Sequence[str] = ()):
             time.sleep(0.2)
         return render_status(status), *show_index()
 
-    with gr.Blocks(title="newsqa: answers quoted from your news articles") as demo:
+    with gr.Blocks(title="newsqa: answers quoted from your news articles", analytics_enabled=False) as demo:
         asked = gr.State([])
         with gr.Tab("Chat"):
             with gr.Row(equal_height=False):
@@ -310,15 +380,14 @@ def build_ui(service: ChatService, examples: Sequence[str] = ()):
                         ask_button = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
                         new_button = gr.Button("New chat", scale=1, elem_id="qa-new-chat")
                     if examples:
-                        example_list = gr.Examples([[q] for q in examples], inputs=[question], label="Example questions")
+                        example_list = gr.Examples([[q] for q in examples], inputs=[question],
+                                                   label="Example questions")
                 with gr.Column(scale=2):
                     viewer = gr.HTML(_VIEWER_HINT, js_on_load=_VIEWER_JS, elem_id="qa-viewer", max_height=680,
                                      container=True, padding=True, label="Article")
         with gr.Tab("Index", elem_id="qa-index-tab") as index_tab:
             summary_html = gr.HTML(elem_id="qa-summary")
-            chart = gr.BarPlot(x="period", y="articles", title="Articles by publication date", elem_id="qa-chart",
-                               x_title="period starting", y_title="articles", sort="x", height=260)
-            chart_caption = gr.HTML()
+            chart = gr.HTML(elem_id="qa-timeline")
             with gr.Row():
                 files = gr.File(label="Articles to add (.txt .md .html .json .jsonl, at most "
                                 f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MiB each)", file_count="multiple",
@@ -335,12 +404,12 @@ def build_ui(service: ChatService, examples: Sequence[str] = ()):
         ask_button.click(respond, chat_inputs, chat_outputs, api_visibility="undocumented", concurrency_limit=4)
         if examples:
             example_list.load_input_event.then(respond, chat_inputs, chat_outputs, api_visibility="undocumented")
-        new_button.click(new_chat, None, [chatbot, asked, viewer, question], api_visibility="undocumented")
+        new_button.click(new_chat, None, [chatbot, asked, viewer, question], api_name="new_chat")
         chatbot.clear(new_chat, None, [chatbot, asked, viewer, question], api_visibility="undocumented")
         viewer.open(open_article, None, viewer, api_visibility="undocumented", concurrency_limit=8)
         gr.api(ask_json, api_name="ask", concurrency_limit=4)
 
-        index_outputs = [summary_html, chart, chart_caption]
+        index_outputs = [summary_html, chart]
         demo.load(show_index, None, index_outputs, api_name="index_summary")
         index_tab.select(show_index, None, index_outputs, api_visibility="undocumented")
         add_button.click(add_files, [files, password], [build_html, files], api_name="upload")
@@ -348,14 +417,6 @@ def build_ui(service: ChatService, examples: Sequence[str] = ()):
         rebuild_button.click(rebuild, [password], [build_html, *index_outputs], api_name="rebuild",
                              concurrency_limit=None)
     return demo
-
-
-def _chart_caption(summary: IndexSummary) -> str:
-    if not summary.timeline:
-        return '<p class="qa-hint">No article has a publication date.</p>'
-    first, last = summary.timeline[0][0], summary.timeline[-1][0]
-    undated = f"; {summary.undated:,} undated articles are not shown" if summary.undated else ""
-    return f'<p class="qa-hint">Articles per {summary.period}, {html.escape(first)} to {html.escape(last)}{undated}.</p>'
 
 
 def launch(service: ChatService, examples: Sequence[str] = (), host: str = "127.0.0.1", port: int = 7860,

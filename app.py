@@ -1,0 +1,51 @@
+"""python app.py: the web chat over the sample corpus, building its index first when there is none."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+SAMPLE_CORPUS = ROOT / "corpus"
+SAMPLE_QUESTIONS = [
+    "Who did Ishaq Dar speak with by phone?",
+    "When does construction of the Riverton bike lanes begin?",
+    "Who won the sourdough category of the National Bread Guild competition?",
+    "How much is the adult fare on the Gull Island ferry?",
+    "How much warmer were neighbourhoods with few street trees?",
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(description="Serve the newsqa web chat: answers quoted from news articles.")
+    parser.add_argument("--host", default=env("QA_HOST", "127.0.0.1"), help="address (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=int(env("QA_PORT", "7860")), help="port (default: %(default)s)")
+    parser.add_argument("--corpus", default=env("QA_CORPUS", "corpus"), help="articles folder (default: %(default)s)")
+    parser.add_argument("--index", default=env("QA_INDEX", "index"), help="index folder (default: %(default)s)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("qa").setLevel(logging.INFO)
+
+    from qa.embed import SentenceTransformerEmbedder
+    from qa.errors import QAError
+    from qa.service import ChatService
+    from qa.web import launch
+
+    try:
+        service = ChatService.open(args.corpus, args.index, SentenceTransformerEmbedder(),
+                                   admin_password=env("QA_ADMIN_PASSWORD", ""))
+    except QAError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    service.warm_up()
+    examples = SAMPLE_QUESTIONS if Path(args.corpus).resolve() == SAMPLE_CORPUS else []
+    launch(service, examples, host=args.host, port=args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

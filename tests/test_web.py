@@ -1,0 +1,342 @@
+"""The web chat's service and HTML, and the launched app through gradio_client and plain HTTP."""
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+import qa.service
+from qa.service import AdminOnly, ChatService, RebuildRunning, UploadRefused, articles_per_period, safe_upload_name
+from qa.store import build_index, load_generation
+from qa.types import Answer, Citation, Hit
+from qa.web import (
+    NOT_FOUND_HEADING,
+    parse_open_link,
+    render_answer,
+    render_article,
+    render_status,
+    render_summary,
+    render_timeline,
+)
+from tests.conftest import NEWS, FakeEmbedder, write_articles
+from tests.webapp import HOSTILE, assert_inert, running_app, sample_corpus_copy, tags_in
+
+PASSWORD = "s3cret"
+NEW_ARTICLE = ("Glacier observatory spots a new comet",
+               "Astronomers at the Glacier Ridge observatory spotted a faint comet on Thursday night. "
+               "The comet will be visible with binoculars in October, observatory director Ana Lind said.")
+
+
+def news_corpus(folder: Path) -> Path:
+    write_articles(folder, NEWS)
+    (folder / "hostile.json").write_text(json.dumps(HOSTILE), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def generation(tmp_path_factory):
+    root = tmp_path_factory.mktemp("render")
+    build_index(news_corpus(root / "corpus"), root / "index", FakeEmbedder())
+    loaded = load_generation(root / "index")
+    yield loaded
+    loaded.close()
+
+
+def cite(generation, doc_id: str, needle: str, n: int = 1) -> Citation:
+    article = generation.article(doc_id)
+    start = article.text.index(needle)
+    return Citation(n, doc_id, article.title, article.url, article.publish_date, article.source, needle, start,
+                    start + len(needle))
+
+
+def test_article_viewer_escapes_every_field_and_highlights_the_quote(generation):
+    article = generation.article(HOSTILE["doc_id"])
+    quote = "The oldest machine was built in 1878."
+    start = article.text.index(quote)
+    page = render_article(article, start, start + len(quote), generation.name)
+    assert_inert(page)
+    assert "&lt;script&gt;window.__pwned = &#x27;title&#x27;&lt;/script&gt;" in page
+    assert "&lt;img src=x onerror=" in page and "[the museum site](javascript:" in page
+    assert "javascript:window.__pwned=&#x27;url&#x27;" in page  # shown as text, not as a link
+    marks = [t for t in tags_in(page) if t[0] == "mark"]
+    assert len(marks) == 1 and f'<mark class="qa-quote">{quote}</mark>' in page
+    assert "2025-07-30" in page and "By &lt;img" in page
+
+
+def test_answer_links_each_marker_to_its_quote_and_lists_sources(generation):
+    docs = {generation.article(d).title: d for d in generation.doc_ids()}
+    storm_id = docs["Hurricane Delta hits the coast"]
+    storm = cite(generation, storm_id, "About 300,000 homes lost power.", 1)
+    storm2 = cite(generation, storm_id, "Governor John Bel Edwards asked residents to stay indoors.", 1)
+    hostile = cite(generation, HOSTILE["doc_id"], "The oldest machine was built in 1878.", 2)
+    answer = Answer("q", f"“{storm.quote}” [1] “{storm2.quote}” [1] “{hostile.quote}” [2]", False,
+                    [storm, storm2, hostile], [Hit(1, 0, storm.doc_id, 0.9, 0, 200)])
+    page = render_answer(answer, generation)
+    assert_inert(page)
+    cites = [attrs["href"] for tag, attrs in tags_in(page) if attrs.get("class") == "qa-cite"]
+    assert [parse_open_link(link)[1:] for link in cites] == [
+        (storm.doc_id, storm.start, storm.end), (storm2.doc_id, storm2.start, storm2.end),
+        (hostile.doc_id, hostile.start, hostile.end)]
+    assert parse_open_link(cites[0])[0] == generation.name
+    assert page.count('class="qa-open"') == 2  # one source per article, both quotes highlighted in it
+    for quote in (storm.quote, storm2.quote, hostile.quote):
+        assert f'<mark class="qa-quote">{quote}</mark>' in page
+    assert "[2] Museum shows antique typewriters &lt;script&gt;" in page
+    assert "&lt;b onmouseover=alert(1)&gt;Payload Post&lt;/b&gt; · 2025-07-30" in page
+
+
+def test_abstention_says_not_found_and_shows_the_closest_passages(generation):
+    hits = [Hit(1, 0, HOSTILE["doc_id"], 0.2, 0, 80)]
+    page = render_answer(Answer("q", "The indexed articles do not answer this question.", True, [], hits), generation)
+    assert_inert(page)
+    assert NOT_FOUND_HEADING in page and "Closest passages" in page
+    assert "The Zephyrville museum opened an exhibition" in page
+
+
+@pytest.mark.parametrize("name, stored", [
+    ("../../etc/passwd.txt", "passwd.txt"), (".hidden.md", "hidden.md"), ("a b<>.HTML", "a_b.html"),
+    ("C:\\evil\\über café.json", "uber_cafe.json"), ("....jsonl", "upload.jsonl"),
+])
+def test_upload_names_are_sanitised(name, stored):
+    assert safe_upload_name(name) == stored
+
+
+@pytest.mark.parametrize("name", ["run.sh", "article.txt.exe", "archive.jsonl.gz", "noext"])
+def test_unsupported_upload_types_are_refused(name):
+    with pytest.raises(UploadRefused, match="only .txt .md .html .json .jsonl"):
+        safe_upload_name(name)
+
+
+@pytest.fixture
+def service(tmp_path):
+    corpus = write_articles(tmp_path / "corpus", NEWS)
+    build_index(corpus, tmp_path / "index", FakeEmbedder())
+    served = ChatService(corpus, tmp_path / "index", FakeEmbedder(), admin_password=PASSWORD)
+    yield served
+    served.wait_for_rebuild(timeout=60)
+
+
+def test_uploads_land_only_in_the_corpus_uploads_folder(service, tmp_path):
+    source = write_articles(tmp_path / "incoming", {"a.txt": NEW_ARTICLE})
+    saved = service.save_uploads([source / "a.txt"] * 2, ["../../outside.txt", "../../outside.txt"], PASSWORD)
+    assert [p.name for p in saved] == ["outside.txt", "outside-2.txt"]
+    assert all(p.parent == service.corpus / "uploads" for p in saved)
+    assert not (tmp_path / "outside.txt").exists()
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"x" * (qa.service.MAX_UPLOAD_BYTES + 1))
+    with pytest.raises(UploadRefused, match="the limit is 5 MiB"):
+        service.save_uploads([source / "a.txt", big], ["ok.txt", "big.txt"], PASSWORD)
+    assert not (service.corpus / "uploads" / "ok.txt").exists()  # all or nothing
+
+
+def test_uploads_and_rebuilds_need_the_admin_password(service, tmp_path):
+    source = write_articles(tmp_path / "incoming", {"a.txt": NEW_ARTICLE})
+    for wrong in ("", None, "S3CRET", PASSWORD + " "):
+        with pytest.raises(AdminOnly):
+            service.save_uploads([source / "a.txt"], ["a.txt"], wrong)
+        with pytest.raises(AdminOnly):
+            service.start_rebuild(wrong)
+    assert not (service.corpus / "uploads").exists() and not service.build_status().running
+
+
+def test_rebuild_swaps_generations_while_questions_finish_on_the_old_one(service, tmp_path, monkeypatch):
+    gate = threading.Event()
+    real_build = qa.service.build_index
+
+    def held_build(*args, **kwargs):
+        assert gate.wait(30)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(qa.service, "build_index", held_build)
+    write_articles(service.corpus, {"comet.txt": NEW_ARTICLE})
+    old = service.generation
+    service.start_rebuild(PASSWORD)
+    with pytest.raises(RebuildRunning, match="already running"):
+        service.start_rebuild(PASSWORD)
+    answer, answered_from = service.ask("When will the comet be visible?")
+    assert answered_from is old and all(h.doc_id in old.doc_ids() for h in answer.passages)
+    gate.set()
+    status = service.wait_for_rebuild(timeout=60)
+    assert status.phase == "done" and status.swapped_to == service.generation.name != old.name
+    assert "is now answering: 4 articles (1 new" in render_status(status)
+    answer, answered_from = service.ask("When will the comet be visible with binoculars?")
+    assert answered_from is service.generation
+    assert any(generation_title(service, h.doc_id) == NEW_ARTICLE[0] for h in answer.passages)
+    assert old.article(old.doc_ids()[0]).text  # an answer rendered from the old generation still reads it
+    article, holder = service.find_article(old.name, old.doc_ids()[0])
+    assert holder is old and article.text
+
+
+def generation_title(service, doc_id):
+    return service.generation.article(doc_id).title
+
+
+def test_failed_rebuild_reports_why_and_keeps_the_old_index(service):
+    old = service.generation
+    for file in service.corpus.iterdir():
+        file.unlink()
+    (service.corpus / "broken.txt").write_bytes(b"\x00\x01binary")
+    service.start_rebuild(PASSWORD)
+    status = service.wait_for_rebuild(timeout=60)
+    assert status.phase == "failed" and service.generation is old
+    page = render_status(status)
+    assert "Rebuild failed: nothing could be indexed" in page and "previous index stays in use" in page
+    assert "broken.txt: binary file (contains NUL bytes)" in page
+    assert not service.ask("Who won the chess championship?")[0].abstained
+
+
+def test_articles_per_week_month_or_year_with_empty_periods():
+    assert articles_per_period([]) == ("week", [])
+    weekly = articles_per_period([date(2025, 6, 4), date(2025, 6, 5), date(2025, 6, 20)])
+    assert weekly == ("week", [("2025-06-02", 2), ("2025-06-09", 0), ("2025-06-16", 1)])
+    monthly = articles_per_period([date(2024, 11, 30), date(2025, 2, 1), date(2025, 9, 9)])
+    assert monthly[0] == "month" and monthly[1][:4] == [("2024-11", 1), ("2024-12", 0), ("2025-01", 0), ("2025-02", 1)]
+    assert len(monthly[1]) == 11
+    assert articles_per_period([date(1990, 1, 1), date(2025, 1, 1)])[1][0] == ("1990", 1)
+
+
+def test_index_page_summary_and_chart(service):
+    write_articles(service.corpus, {"dated.txt": NEW_ARTICLE})
+    summary = service.summary()
+    assert (summary.articles, summary.undated, summary.model) == (3, 3, "fake-hash")
+    page = render_summary(summary)
+    assert_inert(page)
+    assert "Generation" in page and str(service.corpus.resolve()) in page
+    assert "No article has a publication date" in render_timeline(summary)
+    generation = load_generation(service.index_dir)
+    dated = qa.service.summarize(generation)
+    assert dated.timeline == []  # text files carry no date
+    chart = render_timeline(qa.service.IndexSummary(**{**dated.__dict__, "period": "week",
+                                                       "timeline": [("2025-06-02", 2), ("2025-06-09", 0)]}))
+    assert_inert(chart)
+    assert 'title="week of 2025-06-02: 2 articles"' in chart and "height:100%" in chart and "height:0%" in chart
+    generation.close()
+
+
+# ---------------------------------------------------------------- the launched app (fake embedder)
+
+@pytest.fixture(scope="module")
+def fake_app(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fakeapp")
+    with running_app(news_corpus(root / "corpus"), root / "index", FakeEmbedder(), password=PASSWORD) as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def client(fake_app):
+    from gradio_client import Client
+
+    return Client(fake_app.url, verbose=False, download_files=False)
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_index_corpus_and_server_files_are_not_served(fake_app, tmp_path):
+    index_files = [p for p in fake_app.index.rglob("*") if p.is_file()]
+    assert any(p.name == "store.sqlite" for p in index_files)
+    targets = [*index_files, next(fake_app.corpus.glob("*.txt")), Path(qa.service.__file__), Path("/etc/passwd")]
+    for target in targets:
+        for route in ("/gradio_api/file=", "/file="):
+            status, body = get(fake_app.url + route + str(target.resolve()))
+            assert status in (403, 404), (route, target, status)
+            if target.stat().st_size > 64:
+                assert target.read_bytes()[:64] not in body
+    # the route itself works: a file uploaded through Gradio is served back, so the refusals above are real
+    import httpx
+
+    upload = write_articles(tmp_path, {"served.txt": NEW_ARTICLE}) / "served.txt"
+    response = httpx.post(fake_app.url + "/gradio_api/upload", files={"files": upload.open("rb")}, timeout=30)
+    status, body = get(fake_app.url + "/gradio_api/file=" + response.json()[0])
+    assert status == 200 and body == upload.read_bytes()
+
+
+def test_upload_and_rebuild_endpoints_refuse_a_wrong_or_missing_password(fake_app, client, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    upload = write_articles(tmp_path, {"comet.txt": NEW_ARTICLE}) / "comet.txt"
+    before = fake_app.service.generation.name
+    for wrong in ("", "guess"):
+        with pytest.raises(AppError, match="wrong or missing admin password"):
+            client.predict([handle_file(str(upload))], wrong, api_name="/upload")
+        with pytest.raises(AppError, match="wrong or missing admin password"):
+            client.predict(wrong, api_name="/rebuild")
+    assert not (fake_app.corpus / "uploads").exists() and fake_app.service.generation.name == before
+
+    added, _ = client.predict([handle_file(str(upload))], PASSWORD, api_name="/upload")
+    assert "Added to the corpus: comet.txt" in added and (fake_app.corpus / "uploads" / "comet.txt").is_file()
+    report, summary, _ = client.predict(PASSWORD, api_name="/rebuild")
+    assert "is now answering" in report and fake_app.service.generation.name != before
+    assert fake_app.service.generation.name in summary
+    answer = client.predict("When will the comet be visible with binoculars?", api_name="/ask")
+    titles = {fake_app.service.generation.article(p["doc_id"]).title for p in answer["passages"]}
+    assert NEW_ARTICLE[0] in titles
+
+
+def test_a_second_rebuild_is_refused_while_one_runs(fake_app, client, monkeypatch):
+    from gradio_client.exceptions import AppError
+
+    gate = threading.Event()
+    real_build = qa.service.build_index
+    monkeypatch.setattr(qa.service, "build_index", lambda *a, **k: gate.wait(30) and real_build(*a, **k))
+    first = client.submit(PASSWORD, api_name="/rebuild")
+    for _ in range(200):
+        if fake_app.service.build_status().running:
+            break
+        threading.Event().wait(0.05)
+    with pytest.raises(AppError, match="a rebuild is already running"):
+        client.predict(PASSWORD, api_name="/rebuild")
+    gate.set()
+    assert "up to date" in first.result(timeout=60)[0]
+
+
+def test_follow_ups_pass_the_earlier_questions_and_new_chat_clears_them(fake_app, monkeypatch):
+    from gradio_client import Client
+
+    seen = []
+    real_ask = qa.service.ask
+
+    def spy(generation, embedder, question, **kwargs):
+        seen.append((question, list(kwargs.get("history", ()))))
+        return real_ask(generation, embedder, question, **kwargs)
+
+    monkeypatch.setattr(qa.service, "ask", spy)
+    chat = Client(fake_app.url, verbose=False)
+    _, messages = chat.predict("Who won the chess championship?", [], api_name="/chat")
+    _, messages = chat.predict("Where is she from?", messages, api_name="/chat")
+    first = "Who won the chess championship?"
+    assert seen == [(first, []), ("Where is she from?", [first])]
+    assert [m["role"] for m in messages] == ["user", "assistant"] * 2
+    chat.predict(api_name="/new_chat")
+    chat.predict("Did the Senate pass the budget?", [], api_name="/chat")
+    assert seen[-1] == ("Did the Senate pass the budget?", [])
+
+
+# ---------------------------------------------------------------- the launched app (real model)
+
+@pytest.mark.model
+def test_seed_question_through_gradio_client(tmp_path, real_embedder):
+    from gradio_client import Client
+
+    corpus = sample_corpus_copy(tmp_path / "corpus")
+    seed = (corpus / "000_d7cb95e41b861a56.txt").read_text(encoding="utf-8")
+    with running_app(corpus, tmp_path / "index", real_embedder) as app:
+        client = Client(app.url, verbose=False)
+        answer = client.predict("Who did Ishaq Dar speak with by phone?", api_name="/ask")
+        assert not answer["abstained"]
+        quotes = [c["quote"] for c in answer["citations"]]
+        assert any("Rubio" in q for q in quotes) and all(q in seed for q in quotes)
+        _, messages = client.predict("Who did Ishaq Dar speak with by phone?", [], api_name="/chat")
+        reply = messages[-1]["content"][0]["text"]
+        assert 'class="qa-cite" href="#qa-open/' in reply and "Rubio" in reply
+        assert "Dar, Rubio discuss bilateral ties, regional issues" in reply
