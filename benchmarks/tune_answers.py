@@ -65,7 +65,10 @@ def variants(kind: str):
         + [(f"future_penalty={p}", replace(base_r, date_weight=0.5, future_penalty=p), base_a) for p in (0.5, 0.9)],
         "answers": [(f"passages={p} decay={d} pw={w}", base_r, replace(base_a, passages=p, rank_decay=d,
                                                                         passage_weight=w))
-                    for p in (3, 5, 8) for d in (0.15, 0.5) for w in (0.3, 0.6)],
+                    for p in (3, 5, 8) for d in (0.15, 0.5) for w in (0.3, 0.6)]
+        + [(f"novelty={n}", base_r, replace(base_a, novelty_weight=n)) for n in (0.3, 0.6, 1.0)]
+        + [(f"min_relative={m}", base_r, replace(base_a, min_relative=m)) for m in (0.0, 0.3, 0.7)]
+        + [(f"quotes_per_article={q}", base_r, replace(base_a, quotes_per_article=q)) for q in (1, 2)],
     }
     if kind == "all":
         return [v for rows in table.values() for v in rows]

@@ -18,6 +18,7 @@ from qa.types import Answer, Citation, Hit, Sentence
 NOT_FOUND = "The indexed articles do not answer this question."
 _DIGIT = re.compile(r"\d")
 _NUMERIC_QUESTION = re.compile(r"\b(how (many|much|long|old|far|tall|big|fast)|what (percentage|percent|number|year|age))\b", re.I)
+_NAME_OR_NUMBER = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w’'-]+|\d[\d,.]*")
 _LEADING_REFERENCE = re.compile(r"^(he|she|they|it|this|that|these|those|his|her|their|its|but|and|so|also)\b", re.I)
 
 
@@ -32,6 +33,9 @@ class AnswerSettings:
     passage_weight: float = 0.5  # how much the whole passage's match (title included) counts
     min_evidence: float = 0.0  # abstain below this evidence score
     short_sentence: int = 60  # a quote shorter than this takes its neighbour along
+    min_relative: float = 0.5  # a further quote scores at least this share of the best one
+    quotes_per_article: int = 3
+    novelty_weight: float = 0.0  # bonus for a sentence bringing names or numbers the question lacks
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_quotes <= 5 or self.max_chars < 50:
@@ -129,9 +133,11 @@ def compose_answer(
         if len(chosen) == settings.max_quotes:
             break
         length = candidate.end - candidate.start
-        if used + length > settings.max_chars or candidate.score < 0.5 * candidates[0].score:
+        if used + length > settings.max_chars or candidate.score < settings.min_relative * candidates[0].score:
             continue
         if any(c.doc_id == candidate.doc_id and c.start < candidate.end and candidate.start < c.end for c in chosen):
+            continue
+        if sum(c.doc_id == candidate.doc_id for c in chosen) >= settings.quotes_per_article:
             continue
         chosen.append(candidate)
         used += length
@@ -166,6 +172,7 @@ def _score_sentences(generation: Generation, query: Query, hits: list[Hit], sett
     context_total = sum(weights[t] for t in context_terms)
     total = sum(weights[t] for t in question_terms) + 0.5 * context_total or 1.0
     numeric = bool(_NUMERIC_QUESTION.search(query.question))
+    question_words = {w.lower() for w in _NAME_OR_NUMBER.findall(query.text)}
 
     candidates: list[Candidate] = []
     seen: set[tuple[str, int]] = set()
@@ -190,6 +197,9 @@ def _score_sentences(generation: Generation, query: Query, hits: list[Hit], sett
             score = coverage * passage_factor
             if numeric and _DIGIT.search(text):
                 score *= 1.2
+            if settings.novelty_weight:
+                novel = {w for w in _NAME_OR_NUMBER.findall(text) if w.lower() not in question_words}
+                score *= 1.0 + settings.novelty_weight * min(1.0, len(novel) / 2)
             start, end = _with_neighbour(sentence, sentences, index, text, settings)
             candidates.append(Candidate(hit.doc_id, start, end, article.text[start:end], score, coverage, hit.rank))
     candidates.sort(key=lambda c: -c.score)
