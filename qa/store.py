@@ -37,6 +37,11 @@ LOCK = ".build.lock"
 GENERATION_PREFIX = "gen-"
 TEMP_PREFIX = ".tmp-"
 KEEP_GENERATIONS = 2
+# Exact (flat) search until a corpus is large enough that its scan costs more than a graph search:
+# see docs/benchmarks.md for the measured crossover.
+FLAT_LIMIT = 300_000
+HNSW_NEIGHBOURS = 32
+HNSW_EF_SEARCH = 128
 
 _SCHEMA = """
 CREATE TABLE articles (
@@ -106,6 +111,8 @@ class Generation:
         try:
             self.manifest = json.loads((path / MANIFEST).read_text())
             self.vectors = faiss.read_index(str(path / VECTORS))
+            if hasattr(self.vectors, "hnsw"):
+                self.vectors.hnsw.efSearch = HNSW_EF_SEARCH
             self._db = sqlite3.connect(f"file:{path / DATABASE}?mode=ro", uri=True, check_same_thread=False)
             rows = self._db.execute("SELECT passage_id, doc_id, start, end, embed_hash FROM passages ORDER BY passage_id")
             self.passages = [StoredPassage(*row) for row in rows]
@@ -380,7 +387,7 @@ def _write_generation(
     name = GENERATION_PREFIX + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
     temp = index_dir / (TEMP_PREFIX + name)
     temp.mkdir(parents=True)
-    index = faiss.IndexFlatIP(embedder.dimension)
+    index = make_vector_index(embedder.dimension, len(vectors))
     index.add(vectors)
     faiss.write_index(index, str(temp / VECTORS))
     by_id = {a.doc_id: a for a in articles}
@@ -397,7 +404,7 @@ def _write_generation(
         "dimension": embedder.dimension,
         "normalized": True,
         "metric": "inner_product",
-        "faiss_index": "IndexFlatIP",
+        "faiss_index": type(index).__name__,
         "chunking": settings.as_dict(),
         "articles": len(articles),
         "passages": len(rows),
@@ -418,6 +425,17 @@ def _write_generation(
     _fsync_dir(index_dir)
     _switch_current(index_dir, name)
     return name
+
+
+def make_vector_index(dimension: int, count: int):
+    """Flat inner product up to FLAT_LIMIT vectors, an HNSW graph (same metric) above it."""
+    import faiss
+
+    if count <= FLAT_LIMIT:
+        return faiss.IndexFlatIP(dimension)
+    index = faiss.IndexHNSWFlat(dimension, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 80
+    return index
 
 
 def _write_database(

@@ -153,3 +153,16 @@ def test_manifest_is_json_with_counts(corpus, tmp_path, fake_embedder):
     generation = load_generation(index)
     manifest = json.loads((generation.path / "manifest.json").read_text())
     assert manifest["sentences"] > manifest["passages"] >= manifest["articles"] == 3
+
+
+def test_large_corpora_switch_to_a_graph_index(corpus, tmp_path, fake_embedder, monkeypatch):
+    monkeypatch.setattr("qa.store.FLAT_LIMIT", 2)
+    index = tmp_path / "index"
+    build_index(corpus, index, fake_embedder)
+    generation = load_generation(index)
+    assert generation.manifest["faiss_index"] == "IndexHNSWFlat" and generation.vectors.hnsw.efSearch == 128
+    answer = ask(generation, fake_embedder, "How many homes lost power in the hurricane?")
+    assert "300,000 homes lost power" in answer.citations[0].quote
+    matrix = generation.vectors.reconstruct_n(0, generation.vectors.ntotal)
+    query = fake_embedder.embed(["hurricane power homes"])
+    assert generation.search(query, 1)[1][0][0] == int(np.argmax(matrix @ query[0]))
