@@ -1,0 +1,184 @@
+"""The web chat in a real browser: Playwright driving Debian's headless Chromium against the launched app.
+
+Screenshots go to test-artifacts/; with QA_README_SCREENSHOT=1 the chat is also saved as docs/screenshot-chat.png.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.webapp import HOSTILE, running_app, sample_corpus_copy
+
+pytestmark = [pytest.mark.browser, pytest.mark.model]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+ARTIFACTS = ROOT / "test-artifacts"
+PASSWORD = "browser-admin"
+SEED_QUESTION = "Who did Ishaq Dar speak with by phone?"
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, real_embedder):
+    from app import SAMPLE_QUESTIONS
+
+    root = tmp_path_factory.mktemp("browser")
+    corpus = sample_corpus_copy(root / "corpus", hostile=True)
+    with running_app(corpus, root / "index", real_embedder, password=PASSWORD, examples=SAMPLE_QUESTIONS) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "no Chromium: run `bash scripts/setup.sh` as root (apt-get install chromium)"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, app):
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    opened = context.new_page()
+    opened.set_default_timeout(TIMEOUT_MS)
+    opened.dialogs = []  # any alert() a payload manages to run
+    opened.on("dialog", lambda dialog: (opened.dialogs.append(dialog.message), dialog.dismiss()))
+    opened.goto(app.url)
+    opened.locator("#qa-question textarea").wait_for()
+    yield opened
+    context.close()
+
+
+def ask(page, question: str):
+    """Ask in the chat; returns the locator of the new answer."""
+    answers = page.locator("#qa-chat .message-content")
+    before = answers.count()
+    page.locator("#qa-question textarea").fill(question)
+    page.locator("#qa-ask").click()
+    page.wait_for_function(f"document.querySelectorAll('#qa-chat .message-content').length >= {before + 2}")
+    return answers.nth(before + 1)
+
+
+def screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name))
+
+
+def readme_screenshot(png: bytes, path: Path) -> None:
+    """Save a screenshot for the README in 64 colours: a fraction of the size, still sharp."""
+    import io
+
+    from PIL import Image
+
+    Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=64).save(path, optimize=True)
+
+
+def test_ask_then_click_the_citation_to_read_the_article(page):
+    answer = ask(page, SEED_QUESTION)
+    marker = answer.locator("a.qa-cite").first
+    assert marker.inner_text() == "[1]"
+    assert "Rubio" in answer.locator("mark.qa-quote").first.inner_text()
+    assert "Dar, Rubio discuss bilateral ties, regional issues" in answer.locator("a.qa-open").first.inner_text()
+    marker.click()
+    quote = page.locator("#qa-viewer .qa-article mark.qa-quote")
+    quote.wait_for()
+    assert page.locator("#qa-viewer h2").inner_text() == "Dar, Rubio discuss bilateral ties, regional issues"
+    assert "Rubio" in quote.inner_text()
+    page.wait_for_function(  # scrolled into view inside the viewer
+        """() => { const m = document.querySelector('#qa-viewer mark.qa-quote').getBoundingClientRect();
+                   return m.top >= 0 && m.bottom <= window.innerHeight; }""")
+    screenshot(page, "chat-citation.png")
+    if os.environ.get("QA_README_SCREENSHOT"):
+        readme_screenshot(page.screenshot(), ROOT / "docs" / "screenshot-chat.png")
+
+    page.get_by_role("button", name="When does construction of the Riverton bike lanes begin?").click()  # example
+    page.wait_for_function("document.querySelectorAll('#qa-chat .message-content').length >= 4")
+    follow_up = page.locator("#qa-chat .message-content").nth(3)
+    follow_up.locator("a.qa-open", has_text="Riverton council approves").click()
+    page.locator("#qa-viewer h2", has_text="Riverton council approves").wait_for()
+    viewer = page.locator("#qa-viewer .qa-article").inner_text()
+    assert "By Dana Whitfield · Riverton Ledger · 2025-06-03" in viewer
+    link = page.locator("#qa-viewer .qa-article a[href^='https://riverton-ledger.example/']")
+    assert link.get_attribute("target") == "_blank"
+
+    page.locator("#qa-new-chat").click()
+    page.wait_for_function("document.querySelectorAll('#qa-chat .message-content').length === 0")
+    assert "Click a citation" in page.locator("#qa-viewer").inner_text()
+
+
+def test_an_abstention_is_shown_as_not_found_with_the_closest_passages(page, monkeypatch):
+    import qa.service
+    from qa.answer import NOT_FOUND
+    from qa.types import Answer
+
+    real_ask = qa.service.ask
+
+    def abstaining(*args, **kwargs):  # whatever the answer stage decides, show how an abstention looks
+        found = real_ask(*args, **kwargs)
+        return Answer(found.question, NOT_FOUND, True, [], found.passages)
+
+    monkeypatch.setattr(qa.service, "ask", abstaining)
+    answer = ask(page, "How much is the adult fare on the Gull Island ferry?")
+    assert answer.locator(".qa-notfound").inner_text() == "Not found in the indexed articles."
+    assert "Closest passages" in answer.inner_text() and answer.locator("a.qa-cite").count() == 0
+    closest = answer.locator("a.qa-open")
+    assert 1 <= closest.count() <= 3
+    assert "Gull Island ferry returns" in answer.locator(".qa-sources").inner_text()
+
+
+def test_upload_rebuild_then_ask_about_the_new_article(page, app, tmp_path):
+    article = tmp_path / "comet news.md"
+    article.write_text(
+        "# Glacier Ridge observatory spots a new comet\n\n"
+        "Astronomers at the Glacier Ridge observatory spotted a faint comet on Thursday night. "
+        "Observatory director Ana Lind said the comet will be visible with binoculars in October.\n",
+        encoding="utf-8",
+    )
+    page.get_by_role("tab", name="Index").click()
+    page.locator("#qa-summary table").wait_for()
+    assert "Articles per week by publication date" in page.locator("#qa-timeline").inner_text()
+    page.locator("#qa-upload input[type=file]").set_input_files(str(article))
+    page.locator("#qa-upload", has_text="comet news.md").wait_for()
+    page.locator("#qa-password input").fill(PASSWORD)
+    page.locator("#qa-add").click()
+    page.locator("#qa-build", has_text="Added to the corpus: comet_news.md").wait_for()
+    assert (app.corpus / "uploads" / "comet_news.md").is_file()
+    old = app.service.generation.name
+    page.locator("#qa-rebuild").click()
+    page.locator("#qa-build", has_text="is now answering").wait_for()
+    assert app.service.generation.name != old
+    assert app.service.generation.name in page.locator("#qa-summary").inner_text()
+    screenshot(page, "index-after-rebuild.png")
+
+    page.get_by_role("tab", name="Chat").click()
+    answer = ask(page, "Who spotted a new comet, and when will it be visible?")
+    assert "Glacier Ridge observatory spots a new comet" in answer.locator(".qa-sources").inner_text()
+    screenshot(page, "chat-new-article.png")
+
+
+def test_hostile_article_renders_as_text_and_runs_nothing(page):
+    answer = ask(page, "Which museum opened an exhibition of antique typewriters?")
+    answer.locator("a.qa-open", has_text="Museum shows antique typewriters").first.click()
+    article = page.locator("#qa-viewer .qa-article")
+    article.wait_for()
+    text = article.inner_text()
+    assert "<script>window.__pwned = 'title'</script>" in text
+    assert "<img src=x onerror=" in text and "[the museum site](javascript:window.__pwned='link')" in text
+    assert "<svg onload=" in text and "javascript:window.__pwned='url'" in text
+    for scope in ("#qa-viewer .qa-article", "#qa-chat .message-content"):
+        assert page.locator(f"{scope} :is(img, script, svg, iframe, object, embed, b)").count() == 0
+        hrefs = page.locator(f"{scope} a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+        assert all(h.startswith(("https://", "http://", "#qa-open/")) for h in hrefs), hrefs
+    page.locator("#qa-viewer .qa-article").hover()
+    page.wait_for_timeout(300)  # give any handler that slipped through the time to fire
+    assert page.evaluate("window.__pwned") is None
+    assert page.dialogs == []
+    assert HOSTILE["title"] in page.locator("#qa-viewer h2").inner_text()
+    screenshot(page, "hostile-article.png")
