@@ -20,7 +20,7 @@ import numpy as np
 from qa.answer import ask
 from qa.embed import Embedder
 from qa.errors import IndexNotFound, NothingIndexed, QAError
-from qa.store import BuildReport, Generation, build_index, load_generation
+from qa.store import BuildReport, Generation, build_index, current_generation_path, load_generation
 from qa.types import Answer, Article
 
 log = logging.getLogger(__name__)
@@ -223,6 +223,22 @@ class ChatService:
         if self._rebuilding.acquire(timeout=-1 if timeout is None else timeout):
             self._rebuilding.release()
         return self._status
+
+    def refresh(self) -> bool:
+        """Switch to the index folder's current generation when another process (`python -m qa build`)
+        has changed it; True when it switched. A rebuild running here does its own switch."""
+        if not self._rebuilding.acquire(blocking=False):
+            return False
+        try:
+            if current_generation_path(self.index_dir).name == self._generation.name:
+                return False
+            self._swap()
+            return True
+        except QAError as error:  # a broken index on disk: keep serving the one in memory
+            log.warning("not switching to the index on disk: %s", error)
+            return False
+        finally:
+            self._rebuilding.release()
 
     def summary(self) -> IndexSummary:
         generation = self._generation

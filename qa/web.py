@@ -335,6 +335,7 @@ def build_ui(service: ChatService, examples: Sequence[str] = ()):
         return answer_json(service.ask(question, history=history or [])[0])
 
     def show_index():
+        service.refresh()  # picks up a `python -m qa build` run while the page was open
         summary = service.summary()
         return render_summary(summary), render_timeline(summary)
 

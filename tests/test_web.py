@@ -175,6 +175,28 @@ def generation_title(service, doc_id):
     return service.generation.article(doc_id).title
 
 
+def test_a_build_by_another_process_is_picked_up_on_refresh(service):
+    old = service.generation
+    assert not service.refresh()
+    write_articles(service.corpus, {"comet.txt": NEW_ARTICLE})
+    build_index(service.corpus, service.index_dir, FakeEmbedder())  # as `python -m qa build` would
+    assert service.refresh() and service.generation is not old and service.summary().articles == 4
+    (service.index_dir / "CURRENT").write_text("gen-missing\n")
+    assert not service.refresh() and service.summary().articles == 4
+
+
+def test_rebuild_embeds_in_batches_and_reports_progress(fake_embedder):
+    reports = []
+    embedder = qa.service._ReportingEmbedder(qa.service._SharedEmbedder(fake_embedder), lambda **r: reports.append(r))
+    texts = [f"passage number {i} about topic {i % 7}" for i in range(150)]
+    vectors = embedder.embed(texts)
+    assert (vectors == fake_embedder.embed(texts)).all()
+    assert reports == [{"phase": "embedding", "done": 0, "total": 150}, {"done": 64}, {"done": 128}, {"done": 150},
+                       {"phase": "writing"}]
+    status = qa.service.BuildStatus(running=True, phase="embedding", done=64, total=150)
+    assert status.describe() == "embedding passages 64/150" and round(status.fraction, 2) == 0.43
+
+
 def test_failed_rebuild_reports_why_and_keeps_the_old_index(service):
     old = service.generation
     for file in service.corpus.iterdir():
