@@ -318,6 +318,12 @@ def test_a_second_rebuild_is_refused_while_one_runs(fake_app, client, monkeypatc
         threading.Event().wait(0.05)
     with pytest.raises(AppError, match="a rebuild is already running"):
         client.predict(PASSWORD, api_name="/rebuild")
+    for _ in range(200):  # the page's progress bar is fed while the build runs
+        progress = first.status().progress_data
+        if progress:
+            break
+        threading.Event().wait(0.05)
+    assert progress[0].desc == "reading and chunking articles"
     gate.set()
     assert "up to date" in first.result(timeout=60)[0]
 
