@@ -43,7 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     service.warm_up()
     examples = SAMPLE_QUESTIONS if Path(args.corpus).resolve() == SAMPLE_CORPUS else []
-    launch(service, examples, host=args.host, port=args.port)
+    try:
+        launch(service, examples, host=args.host, port=args.port)
+    except OSError as error:  # the port is taken, or the address is not this machine's
+        why = str(error).split(". ")[0]
+        print(f"error: cannot serve on {args.host}:{args.port} ({why}); choose another --port", file=sys.stderr)
+        return 2
     return 0
 
 
