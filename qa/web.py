@@ -370,6 +370,7 @@ def build_ui(service: ChatService, examples: Sequence[str] = ()):
                         latex_delimiters=[],
                         sanitize_html=True,
                         feedback_options=None,
+                        buttons=["copy", "copy_all"],  # no "share": it posts to an outside site
                         placeholder="Ask a question about the indexed articles. Answers are quotes from them, "
                         "each with its source.",
                     )
