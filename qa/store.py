@@ -110,14 +110,16 @@ class Generation:
         self.name = path.name
         try:
             self.manifest = json.loads((path / MANIFEST).read_text())
+            _check_files(path, self.manifest)
             self.vectors = faiss.read_index(str(path / VECTORS))
             if hasattr(self.vectors, "hnsw"):
                 self.vectors.hnsw.efSearch = HNSW_EF_SEARCH
             self._db = sqlite3.connect(f"file:{path / DATABASE}?mode=ro", uri=True, check_same_thread=False)
             rows = self._db.execute("SELECT passage_id, doc_id, start, end, embed_hash FROM passages ORDER BY passage_id")
             self.passages = [StoredPassage(*row) for row in rows]
-        except (OSError, ValueError, RuntimeError, sqlite3.Error) as error:
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError, sqlite3.Error) as error:
             raise IndexCorrupt(str(path), str(error).splitlines()[0] if str(error) else type(error).__name__) from None
+        self.fallback_from: tuple[str, str] | None = None  # (generation, why) when CURRENT could not be loaded
         if self.vectors.ntotal != len(self.passages) or self.manifest.get("passages") != len(self.passages):
             raise IndexCorrupt(str(path), "vector and passage counts differ")
         self._lock = threading.Lock()
@@ -220,15 +222,63 @@ def current_generation_path(index_dir: str | Path) -> Path:
     return index_dir / name
 
 
-def load_generation(index_dir: str | Path, model_id: str | None = None, dimension: int | None = None) -> Generation:
-    """Load the generation CURRENT points to; with a model given, refuse one built under another."""
+def load_generation(
+    index_dir: str | Path, model_id: str | None = None, dimension: int | None = None, fallback: bool = True
+) -> Generation:
+    """Load the generation CURRENT points to; with a model given, refuse one built under another.
+
+    When CURRENT's generation is damaged, the newest older generation that loads is served instead
+    (`fallback_from` then says what was wrong); when none loads, the error says how to rebuild.
+    """
     path = current_generation_path(index_dir)
-    if not path.is_dir():
-        raise IndexCorrupt(str(path), "generation folder is missing")
-    generation = Generation(path)
+    try:
+        if not path.is_dir():
+            raise IndexCorrupt(str(path), "generation folder is missing")
+        generation = Generation(path)
+    except IndexCorrupt as damaged:
+        if not fallback:
+            raise
+        generation = _older_generation(Path(index_dir), path.name)
+        if generation is None:
+            raise damaged from None
+        generation.fallback_from = (path.name, str(damaged))
     if model_id is not None:
         generation.check_model(model_id, dimension if dimension is not None else generation.dimension)
     return generation
+
+
+def _older_generation(index_dir: Path, current: str) -> Generation | None:
+    older = sorted((p for p in index_dir.iterdir() if p.is_dir() and p.name.startswith(GENERATION_PREFIX)
+                    and p.name < current), reverse=True)
+    for path in older:
+        try:
+            return Generation(path)
+        except IndexCorrupt:
+            continue
+    return None
+
+
+def _check_files(path: Path, manifest: dict) -> None:
+    """Every file the manifest lists is there with its size and SHA-256 (truncation, bit rot)."""
+    for name, expected in manifest.get("files", {}).items():
+        file = path / name
+        if not file.is_file():
+            raise ValueError(f"{name} is missing")
+        if file.stat().st_size != expected["bytes"]:
+            raise ValueError(f"{name} has {file.stat().st_size} bytes, expected {expected['bytes']}")
+        with open(file, "rb") as handle:
+            if hashlib.file_digest(handle, "sha256").hexdigest() != expected["sha256"]:
+                raise ValueError(f"{name} does not match its checksum")
+
+
+def _file_checksums(folder: Path) -> dict[str, dict]:
+    checksums = {}
+    for file in sorted(folder.rglob("*")):
+        if file.is_file() and file.name != MANIFEST:
+            with open(file, "rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            checksums[str(file.relative_to(folder))] = {"bytes": file.stat().st_size, "sha256": digest}
+    return checksums
 
 
 @contextlib.contextmanager
@@ -414,6 +464,7 @@ def _write_generation(
         "corpus": str(Path(report.corpus).resolve()),
         "fingerprint": fingerprint,
         "versions": _library_versions(),
+        "files": _file_checksums(temp),
     }
     (temp / MANIFEST).write_text(json.dumps(manifest, indent=2))
     for file in temp.rglob("*"):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from qa.answer import ask
-from qa.errors import BuildInProgress, IndexNotFound, ModelMismatch, NothingIndexed
+from qa.errors import BuildInProgress, IndexCorrupt, IndexNotFound, ModelMismatch, NothingIndexed
 from qa.store import CURRENT, build_index, build_lock, load_generation
 from tests.conftest import NEWS, ROOT, FakeEmbedder, write_articles
 
@@ -166,3 +166,42 @@ def test_large_corpora_switch_to_a_graph_index(corpus, tmp_path, fake_embedder, 
     matrix = generation.vectors.reconstruct_n(0, generation.vectors.ntotal)
     query = fake_embedder.embed(["hurricane power homes"])
     assert generation.search(query, 1)[1][0][0] == int(np.argmax(matrix @ query[0]))
+
+
+@pytest.mark.parametrize("damage", ["truncate-vectors", "flip-vectors", "garble-sqlite", "garble-manifest",
+                                    "remove-keyword"])
+def test_a_damaged_generation_falls_back_to_the_previous_one(corpus, tmp_path, fake_embedder, damage):
+    index = tmp_path / "index"
+    build_index(corpus, index, fake_embedder)
+    good = load_generation(index).name
+    write_articles(corpus, {"more.txt": ("More news", "Another article about the harbour opening.")})
+    build_index(corpus, index, fake_embedder)
+    current = load_generation(index).path
+    if damage == "truncate-vectors":
+        data = (current / "vectors.faiss").read_bytes()
+        (current / "vectors.faiss").write_bytes(data[: len(data) // 2])
+    elif damage == "flip-vectors":
+        data = bytearray((current / "vectors.faiss").read_bytes())
+        data[-7] ^= 0xFF
+        (current / "vectors.faiss").write_bytes(bytes(data))
+    elif damage == "garble-sqlite":
+        (current / "store.sqlite").write_bytes(b"not a database" * 100)
+    elif damage == "garble-manifest":
+        (current / "manifest.json").write_text("{ broken")
+    else:
+        for file in (current / "keyword").iterdir():
+            file.unlink()
+    generation = load_generation(index)
+    assert generation.name == good
+    assert generation.fallback_from[0] == current.name and generation.fallback_from[1]
+    assert "300,000" in ask(generation, fake_embedder, "How many homes lost power?").citations[0].quote
+    with pytest.raises(IndexCorrupt, match="rebuild it with `python -m qa build`"):
+        load_generation(index, fallback=False)
+
+
+def test_no_loadable_generation_says_how_to_rebuild(corpus, tmp_path, fake_embedder):
+    index = tmp_path / "index"
+    build_index(corpus, index, fake_embedder)
+    (load_generation(index).path / "manifest.json").write_text("")
+    with pytest.raises(IndexCorrupt, match="rebuild it with `python -m qa build`"):
+        load_generation(index)
