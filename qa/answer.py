@@ -153,7 +153,7 @@ def compose_answer(
             citations.append(citation)
     if not citations:
         return Answer(query.question, NOT_FOUND, True, [], hits, evidence=evidence)
-    text = " ".join(f"“{c.quote}” [{c.n}]" for c in citations)
+    text = " ".join(f"“{c.quote}” [{c.n}]" for c in citations)  # exactly this: the web chat relies on it
     return Answer(query.question, text, False, citations, hits, evidence=evidence)
 
 

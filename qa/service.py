@@ -232,7 +232,7 @@ class ChatService:
         try:
             if current_generation_path(self.index_dir).name == self._generation.name:
                 return False
-            self._swap()
+            self._swap(fallback=False)  # the one in memory is better than an older one from disk
             return True
         except QAError as error:  # a broken index on disk: keep serving the one in memory
             log.warning("not switching to the index on disk: %s", error)
@@ -272,8 +272,9 @@ class ChatService:
         finally:
             self._rebuilding.release()
 
-    def _load(self) -> Generation:
-        generation = load_generation(self.index_dir, self.embedder.model_id, self.embedder.dimension)
+    def _load(self, fallback: bool = True) -> Generation:
+        """The current generation; with `fallback`, an older good one when the current one is damaged."""
+        generation = load_generation(self.index_dir, self.embedder.model_id, self.embedder.dimension, fallback)
         with self._lock:
             self._recent[generation.name] = generation
             while len(self._recent) > KEEP_RECENT:
@@ -281,8 +282,8 @@ class ChatService:
                 self._recent.popitem(last=False)
         return generation
 
-    def _swap(self) -> str:
-        generation = self._load()
+    def _swap(self, fallback: bool = True) -> str:
+        generation = self._load(fallback)
         self._generation = generation
         return generation.name
 

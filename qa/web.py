@@ -18,7 +18,6 @@ MAX_QUESTION_CHARS = 1000
 CLOSEST_PASSAGES = 3
 CONTEXT_CHARS = 240  # context around a quote when the index has no sentence offsets
 OPEN_PREFIX = "#qa-open/"
-_MARKER = re.compile(r"\[(\d+)\]")
 _VIEWER_HINT = '<p class="qa-hint">Click a citation like [1], or a source title, to read the whole article here.</p>'
 
 # The article viewer listens for clicks on citation links anywhere on the page (the chat's sanitiser drops
@@ -127,20 +126,12 @@ def render_answer(answer: Answer, generation: Generation) -> str:
     highlighted in context; for an abstention, the closest passages."""
     if answer.abstained or not answer.citations:
         return _render_abstention(answer, generation)
-    sources: dict[int, list[Citation]] = {}  # several quotes may cite one source
-    for citation in answer.citations:
-        sources.setdefault(citation.n, []).append(citation)
-    used = dict.fromkeys(sources, 0)
-
-    def marker(match: re.Match) -> str:
-        n = int(match.group(1))
-        if n not in sources:
-            return match.group(0)
-        citation = sources[n][min(used[n], len(sources[n]) - 1)]  # the k-th [n] links the k-th quote citing n
-        used[n] += 1
-        return f'<a class="qa-cite" href="{_link(generation, citation)}">[{n}]</a>'
-
-    body = _MARKER.sub(marker, text_html(answer.answer))
+    # The answer text is exactly “quote” [n] per citation, in order (qa.answer.compose_answer), so the
+    # body is rebuilt from the citations: each marker links its own quote, whatever the quotes contain.
+    body = " ".join(
+        f'“{text_html(c.quote)}” <a class="qa-cite" href="{_link(generation, c)}">[{c.n}]</a>'
+        for c in answer.citations
+    )
     by_article: dict[tuple[int, str], list[Citation]] = {}
     for citation in answer.citations:
         by_article.setdefault((citation.n, citation.doc_id), []).append(citation)
