@@ -88,6 +88,7 @@ class IndexSummary:
     period: str  # "week" or "month": the unit of `timeline`
     timeline: list[tuple[str, int]] = field(default_factory=list)  # (period start, articles), oldest first
     undated: int = 0
+    warning: str = ""  # what is wrong with the index on disk, when an older generation is served instead
 
 
 class _SharedEmbedder:
@@ -275,6 +276,9 @@ class ChatService:
     def _load(self, fallback: bool = True) -> Generation:
         """The current generation; with `fallback`, an older good one when the current one is damaged."""
         generation = load_generation(self.index_dir, self.embedder.model_id, self.embedder.dimension, fallback)
+        if generation.fallback_from is not None:
+            log.warning("%s; serving the previous generation %s until then", generation.fallback_from[1],
+                        generation.name)
         with self._lock:
             self._recent[generation.name] = generation
             while len(self._recent) > KEEP_RECENT:
@@ -328,7 +332,17 @@ def summarize(generation: Generation) -> IndexSummary:
         period=period,
         timeline=timeline,
         undated=sum(1 for d in dates if not d),
+        warning=fallback_warning(generation),
     )
+
+
+def fallback_warning(generation: Generation) -> str:
+    """Which generation could not be loaded and why, when `generation` is served in its place; else ""."""
+    if generation.fallback_from is None:
+        return ""
+    damaged, why = generation.fallback_from
+    return (f"Generation {damaged} cannot be loaded: {why}. The previous generation {generation.name} is "
+            "answering until the index is rebuilt (Rebuild index below, or `python -m qa build`).")
 
 
 def articles_per_period(days: Sequence[date], max_bars: int = 36) -> tuple[str, list[tuple[str, int]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -22,7 +23,7 @@ import numpy as np
 from qa.chunk import ChunkSettings, chunk_article, embed_text
 from qa.dedupe import find_duplicates
 from qa.embed import Embedder
-from qa.errors import BuildInProgress, IndexCorrupt, IndexNotFound, ModelMismatch, NothingIndexed
+from qa.errors import BuildInProgress, IndexCorrupt, IndexNotFound, ModelMismatch, NothingIndexed, QAError
 from qa.ingest import read_corpus
 from qa.keyword import KeywordIndex
 from qa.types import Article, Passage, Sentence, Skipped
@@ -55,6 +56,23 @@ CREATE TABLE sentences (doc_id TEXT NOT NULL, start INTEGER NOT NULL, end INTEGE
 CREATE INDEX sentences_by_doc ON sentences (doc_id, start);
 CREATE INDEX passages_by_doc ON passages (doc_id);
 """
+
+
+class BuildFailed(QAError):
+    """The new generation could not be written (disk full, permissions); nothing of it is left behind."""
+
+    def __init__(self, index_dir: str, error: Exception):
+        if _disk_full(error):
+            why = f"no space left on the device of {index_dir}: free some space, or build into another --index"
+        else:
+            detail = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
+            why = f"cannot write the index in {index_dir}: {detail}"
+        super().__init__(f"{why}; the previous generation stays in use")
+
+
+def _disk_full(error: Exception) -> bool:
+    return getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or any(
+        words in str(error).lower() for words in ("no space left", "disk is full", "disk quota"))
 
 
 @dataclass
@@ -308,6 +326,7 @@ def build_index(
     index_dir = Path(index_dir)
     report = BuildReport(corpus=str(corpus), index_dir=str(index_dir))
     with build_lock(index_dir):
+        _prune(index_dir)  # folders of killed builds go first: on a nearly full disk they hold the space
         ingested = read_corpus(corpus)
         report.files, report.skipped = ingested.files, ingested.skipped
         report.articles_read = len(ingested.articles)
@@ -381,8 +400,6 @@ def _write_generation(
     report: BuildReport,
     progress: bool,
 ) -> str:
-    import faiss
-
     same_chunking = previous is not None and previous.manifest.get("chunking") == settings.as_dict()
     old_vectors = previous.vectors.reconstruct_n(0, previous.vectors.ntotal) if previous is not None else None
     old_by_hash = {p.embed_hash: p.passage_id for p in previous.passages} if previous is not None else {}
@@ -436,6 +453,35 @@ def _write_generation(
 
     name = GENERATION_PREFIX + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
     temp = index_dir / (TEMP_PREFIX + name)
+    try:
+        _write_folder(temp, name, articles, rows, sentences, vectors, embedder, settings, fingerprint, report)
+        os.rename(temp, index_dir / name)
+        _fsync_dir(index_dir)
+        _switch_current(index_dir, name)
+    except (OSError, RuntimeError, sqlite3.Error) as error:  # faiss reports a failed write as RuntimeError
+        shutil.rmtree(temp, ignore_errors=True)
+        switched = (index_dir / CURRENT).exists() and current_generation_path(index_dir).name == name
+        if not switched:
+            shutil.rmtree(index_dir / name, ignore_errors=True)  # complete, but never switched to
+        raise BuildFailed(str(index_dir), error) from error
+    return name
+
+
+def _write_folder(
+    temp: Path,
+    name: str,
+    articles: list[Article],
+    rows: list,
+    sentences: list[Sentence],
+    vectors: np.ndarray,
+    embedder: Embedder,
+    settings: ChunkSettings,
+    fingerprint: str,
+    report: BuildReport,
+) -> None:
+    """Write a complete generation into the temporary folder `temp`, fsynced, manifest last."""
+    import faiss
+
     temp.mkdir(parents=True)
     index = make_vector_index(embedder.dimension, len(vectors))
     index.add(vectors)
@@ -472,10 +518,6 @@ def _write_generation(
             _fsync_file(file)
     _fsync_dir(temp / KEYWORD)
     _fsync_dir(temp)
-    os.rename(temp, index_dir / name)
-    _fsync_dir(index_dir)
-    _switch_current(index_dir, name)
-    return name
 
 
 def make_vector_index(dimension: int, count: int):

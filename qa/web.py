@@ -232,7 +232,8 @@ def render_summary(summary: IndexSummary) -> str:
         ("Corpus", summary.corpus),
     ]
     cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
-    return f'<table class="qa-summary">{cells}</table>'
+    warning = f'<p class="qa-failed">{html.escape(summary.warning)}</p>' if summary.warning else ""
+    return f'{warning}<table class="qa-summary">{cells}</table>'
 
 
 def render_status(status: BuildStatus) -> str:
