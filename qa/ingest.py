@@ -28,6 +28,7 @@ MAX_LINE_BYTES = 5 * 1024 * 1024  # one JSON line
 MAX_ARTICLE_CHARS = 1_000_000
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # lone halves that JSON escapes can carry: not storable as UTF-8
 _SPACES = re.compile(r"[^\S\n]+")  # whitespace other than newline
 _BLANK_LINES = re.compile(r"\n{3,}")
 _ISO_DATE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})")
@@ -48,7 +49,7 @@ class BadInput(ValueError):
 
 def normalize_text(text: str) -> str:
     """Unicode NFC, `\\n` line endings, no control characters, single spaces, at most one blank line."""
-    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = unicodedata.normalize("NFC", _SURROGATE.sub("\ufffd", text)).replace("\r\n", "\n").replace("\r", "\n")
     text = _CONTROL.sub("", text.replace("\u2028", "\n").replace("\u2029", "\n"))
     lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
@@ -108,7 +109,7 @@ def make_article(record: dict, origin: str) -> Article:
     if not doc_id:
         doc_id = stable_id("url", url) if url else stable_id("file", origin)
     authors = record.get("authors") or ()
-    if isinstance(authors, str):
+    if not isinstance(authors, list | tuple):  # one name, or a stray number or object
         authors = [authors]
     authors = tuple(a for a in (normalize_title(_as_str(a)) for a in authors) if a)
     title = normalize_title(_as_str(record.get("title"))) or text.split("\n", 1)[0][:200]
@@ -230,9 +231,11 @@ def _html_article(content: str, origin: str) -> Article:
 def _json_articles(content: str, origin: str) -> Iterator[Article | Skipped]:
     try:
         data = json.loads(content)
-    except (json.JSONDecodeError, RecursionError) as error:
+    except (ValueError, RecursionError) as error:  # ValueError: also numbers over 4300 digits
         raise BadInput(f"malformed JSON: {error}") from None
     records = data if isinstance(data, list) else [data]
+    if not records:
+        raise BadInput("empty JSON list")
     for i, record in enumerate(records):
         where = origin if len(records) == 1 else f"{origin}[{i}]"
         try:
@@ -243,25 +246,30 @@ def _json_articles(content: str, origin: str) -> Iterator[Article | Skipped]:
 
 def _read_jsonl(file: Path, gzipped: bool) -> Iterator[Article | Skipped]:
     opener = gzip.open if gzipped else open
+    lines = 0
     try:
         with opener(file, "rb") as handle:
             for number, raw in enumerate(handle, start=1):
                 where = f"{file}:{number}"
                 if not raw.strip():
                     continue
+                lines += 1
                 try:
                     if len(raw) > MAX_LINE_BYTES:
                         raise BadInput(f"line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB")
                     line = _decode(raw)
                     try:
                         record = json.loads(line)
-                    except (json.JSONDecodeError, RecursionError) as error:
+                    except (ValueError, RecursionError) as error:  # ValueError: also numbers over 4300 digits
                         raise BadInput(f"malformed JSON: {error}") from None
                     yield make_article(record, where)
                 except BadInput as bad:
                     yield Skipped(where, str(bad))
     except (OSError, EOFError, gzip.BadGzipFile) as error:
         yield Skipped(str(file), f"cannot read: {error}")
+        return
+    if not lines:
+        yield Skipped(str(file), "empty file")
 
 
 def _first(record: dict, *keys: str) -> object:
@@ -274,4 +282,4 @@ def _first(record: dict, *keys: str) -> object:
 def _as_str(value: object) -> str:
     if value is None:
         return ""
-    return value if isinstance(value, str) else str(value)
+    return _SURROGATE.sub("\ufffd", value if isinstance(value, str) else str(value))

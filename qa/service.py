@@ -20,6 +20,7 @@ import numpy as np
 from qa.answer import ask
 from qa.embed import Embedder
 from qa.errors import IndexNotFound, NothingIndexed, QAError
+from qa.ingest import normalize_text
 from qa.store import BuildReport, Generation, build_index, current_generation_path, load_generation
 from qa.types import Answer, Article
 
@@ -42,6 +43,11 @@ class AdminOnly(QAError):
 class RebuildRunning(QAError):
     def __init__(self) -> None:
         super().__init__("a rebuild is already running; wait for it to finish before starting another")
+
+
+class QuestionRefused(QAError):
+    def __init__(self) -> None:
+        super().__init__("the question has no letters or digits to search for; ask it in words")
 
 
 class UploadRefused(QAError):
@@ -171,9 +177,16 @@ class ChatService:
         return bool(self.admin_password)
 
     def ask(self, question: str, history: Sequence[str] = ()) -> tuple[Answer, Generation]:
-        """Answer from the current generation; the generation is returned so the caller renders from it."""
+        """Answer from the current generation; the generation is returned so the caller renders from it.
+        QuestionRefused when the question has nothing to search for."""
+        question = clean_question(question)
+        if not any(character.isalnum() for character in question):
+            raise QuestionRefused()
+        if isinstance(history, str) or not isinstance(history, Sequence):
+            history = ()
+        history = tuple(clean_question(earlier) for earlier in history if isinstance(earlier, str))
         generation = self._generation  # one reference for the whole question, even if a rebuild swaps meanwhile
-        return ask(generation, self.embedder, question, history=tuple(history)), generation
+        return ask(generation, self.embedder, question, history=history), generation
 
     def find_article(self, generation_name: str, doc_id: str) -> tuple[Article, Generation]:
         """An article as the named generation holds it (else the current one); KeyError when absent."""
@@ -290,6 +303,12 @@ class ChatService:
         generation = self._load(fallback)
         self._generation = generation
         return generation.name
+
+
+def clean_question(question: object) -> str:
+    """A question as it is searched: text normalised like articles (NFC, no control characters or lone
+    surrogates) on one line; "" for anything that is not text."""
+    return " ".join(normalize_text(question).split()) if isinstance(question, str) else ""
 
 
 def safe_upload_name(name: str) -> str:

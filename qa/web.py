@@ -290,12 +290,15 @@ def build_ui(service: ChatService, examples: Sequence[str] = ()):
     import gradio as gr
 
     def respond(question: str, messages: list, asked: list[str]):
-        question = (question or "").strip()
+        question = question.strip() if isinstance(question, str) else ""
         if not question:
             raise gr.Error("Type a question first.")
         if len(question) > MAX_QUESTION_CHARS:
             raise gr.Error(f"Questions are limited to {MAX_QUESTION_CHARS} characters.")
-        answer, generation = service.ask(question, history=asked or [])
+        try:
+            answer, generation = service.ask(question, history=asked or [])
+        except QAError as error:
+            raise gr.Error(str(error)) from None
         messages = [
             *(messages or []),
             {"role": "user", "content": render_question(question)},
@@ -321,10 +324,13 @@ def build_ui(service: ChatService, examples: Sequence[str] = ()):
         """Answer one question; the result has the same fields as `python -m qa ask --json`."""
         from qa.cli import answer_json
 
-        question = (question or "").strip()
+        question = question.strip() if isinstance(question, str) else ""
         if not question or len(question) > MAX_QUESTION_CHARS:
             raise gr.Error(f"Give a question of 1 to {MAX_QUESTION_CHARS} characters.")
-        return answer_json(service.ask(question, history=history or [])[0])
+        try:
+            return answer_json(service.ask(question, history=history or [])[0])
+        except QAError as error:
+            raise gr.Error(str(error)) from None
 
     def show_index():
         service.refresh()  # picks up a `python -m qa build` run while the page was open
