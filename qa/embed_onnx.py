@@ -76,6 +76,8 @@ def int8_model_path(model_path: str | Path, cache_dir: str | Path | None = None)
         for leftover in scratch.iterdir():  # only the int8 model and its manifest are kept
             if leftover.name not in {MODEL_FILE, "manifest.json"}:
                 leftover.unlink()
+        if folder.is_dir() and not target.is_file():
+            shutil.rmtree(folder)  # a damaged earlier copy
         try:
             os.rename(scratch, folder)  # atomic: a reader sees no folder or a complete one
         except OSError:

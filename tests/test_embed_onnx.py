@@ -93,3 +93,17 @@ def test_refuses_a_pipeline_it_cannot_reproduce(tmp_path):
     ]))  # fmt: skip
     with pytest.raises(ValueError, match="mean pooling"):
         OnnxInt8Embedder(tmp_path)
+
+
+@pytest.mark.model
+def test_a_damaged_cache_is_made_again(int8_embedder, tmp_path):
+    import shutil
+
+    from qa.embed_onnx import int8_model_path
+
+    cached = int8_model_path(int8_embedder.path, int8_embedder.cache_dir)
+    copy = tmp_path / "cache" / cached.parent.name
+    shutil.copytree(cached.parent, copy)
+    (copy / cached.name).unlink()  # a folder left without its model
+    remade = int8_model_path(int8_embedder.path, tmp_path / "cache")
+    assert remade == copy / cached.name and remade.stat().st_size == cached.stat().st_size
