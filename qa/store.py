@@ -144,7 +144,13 @@ class Generation:
         self._articles: dict[str, Article] = {}
         if for_reuse:
             return
-        self._load_article_table()
+        layout = self.manifest.get("store_version")
+        if layout != STORE_VERSION:  # a build reuses its vectors, so the rebuild the message asks for is quick
+            raise IndexCorrupt(str(path), f"written in index layout {layout}; this version reads layout {STORE_VERSION}")
+        try:
+            self._load_article_table()
+        except (sqlite3.Error, ValueError) as error:
+            raise IndexCorrupt(str(path), f"{DATABASE}: {error}") from None
         try:
             self.keyword = KeywordIndex.load(path / KEYWORD)
         except (OSError, ValueError, KeyError) as error:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import qa.cli
+from qa.errors import IndexCorrupt
 from qa.service import ChatService
 from qa.store import CURRENT, Generation, build_index, load_generation
 from tests.conftest import NEWS, ROOT, FakeEmbedder, write_articles
@@ -237,3 +238,31 @@ def test_rebuild_through_the_service_survives_a_damaged_current_generation(two_g
     assert status.phase == "done" and service.generation.name not in (good, current.name)
     assert service.generation.fallback_from is None and service.summary().articles == 4
     storm_citation_resolves(service)
+
+
+def test_a_generation_of_an_older_layout_is_refused_with_how_to_rebuild_and_the_rebuild_reuses_vectors(tmp_path):
+    """An index written by an older version (manifest without checksums, no duplicate_of column, layout 1)."""
+    import json
+    import sqlite3
+
+    corpus = write_articles(tmp_path / "corpus", NEWS)
+    index = tmp_path / "index"
+    build_index(corpus, index, FakeEmbedder())
+    old = load_generation(index).path
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["files"]
+    # an older layout's fingerprint differs too: it covers the layout number
+    (old / "manifest.json").write_text(json.dumps({**manifest, "store_version": 1, "fingerprint": "layout 1"}))
+    with sqlite3.connect(old / "store.sqlite") as db:
+        db.execute("ALTER TABLE articles DROP COLUMN duplicate_of")
+    db.close()
+
+    with pytest.raises(IndexCorrupt, match="written in index layout 1.*rebuild it with `python -m qa build`"):
+        ChatService(corpus, index, FakeEmbedder())
+    run = subprocess.run([sys.executable, str(ROOT / "app.py"), "--corpus", str(corpus), "--index", str(index),
+                          "--port", "1"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert run.returncode == 2 and "index layout 1" in run.stderr and "Traceback" not in run.stderr + run.stdout
+    rebuilt = FakeEmbedder()
+    report = build_index(corpus, index, rebuilt)
+    assert not report.up_to_date and rebuilt.embedded == [] and report.reused_vectors == report.passages
+    storm_citation_resolves(ChatService(corpus, index, FakeEmbedder()))
