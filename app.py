@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", default=env("QA_CORPUS", "corpus"), help="articles folder (default: %(default)s)")
     parser.add_argument("--index", default=env("QA_INDEX", "index"), help="index folder (default: %(default)s)")
     args = parser.parse_args(argv)
+    # One thread per library pool (torch, FAISS, BLAS), set before they load: questions already run side by
+    # side, and per-core pools on top of them oversubscribe a small machine (docs/reliability.md).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("qa").setLevel(logging.INFO)
 

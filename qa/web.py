@@ -14,6 +14,9 @@ from qa.store import Generation
 from qa.types import Answer, Article, Citation, Hit, Sentence
 
 NOT_FOUND_HEADING = "Not found in the indexed articles."
+# Questions answered at once: more at once means larger batches for the model (qa.service), so more
+# answers per second on two cores; measured in docs/reliability.md.
+ANSWER_CONCURRENCY = 16  # = qa.service.QUESTION_BATCH
 MAX_QUESTION_CHARS = 1000
 CLOSEST_PASSAGES = 3
 CONTEXT_CHARS = 240  # context around a quote when the index has no sentence offsets
@@ -400,14 +403,15 @@ def build_ui(service: ChatService, examples: Sequence[str] = ()):
             build_html = gr.HTML(elem_id="qa-build")
 
         chat_inputs, chat_outputs = [question, chatbot, asked], [question, chatbot, asked]
-        question.submit(respond, chat_inputs, chat_outputs, api_name="chat", concurrency_limit=4)
-        ask_button.click(respond, chat_inputs, chat_outputs, api_visibility="undocumented", concurrency_limit=4)
+        question.submit(respond, chat_inputs, chat_outputs, api_name="chat", concurrency_limit=ANSWER_CONCURRENCY)
+        ask_button.click(respond, chat_inputs, chat_outputs, api_visibility="undocumented",
+                         concurrency_limit=ANSWER_CONCURRENCY)
         if examples:
             example_list.load_input_event.then(respond, chat_inputs, chat_outputs, api_visibility="undocumented")
         new_button.click(new_chat, None, [chatbot, asked, viewer, question], api_name="new_chat")
         chatbot.clear(new_chat, None, [chatbot, asked, viewer, question], api_visibility="undocumented")
         viewer.open(open_article, None, viewer, api_visibility="undocumented", concurrency_limit=8)
-        gr.api(ask_json, api_name="ask", concurrency_limit=4)
+        gr.api(ask_json, api_name="ask", concurrency_limit=ANSWER_CONCURRENCY)
 
         index_outputs = [summary_html, chart]
         demo.load(show_index, None, index_outputs, api_name="index_summary")
