@@ -70,6 +70,8 @@ def variants(kind: str):
         + [(f"min_relative={m}", base_r, replace(base_a, min_relative=m)) for m in (0.0, 0.3, 0.7)]
         + [(f"quotes_per_article={q}", base_r, replace(base_a, quotes_per_article=q)) for q in (1, 2)],
     }
+    if kind == "none":
+        return []
     if kind == "all":
         return [v for rows in table.values() for v in rows]
     return table[kind]
@@ -84,7 +86,7 @@ def curve(dev_answers, dev, later_answers, later):
     dev_right = np.array([q.answer_in_gold_article and quotes_contain(a, q.answer_text or "")
                           for a, q in zip(dev_answers, dev, strict=True)])
     answerable = np.array([q.answer_in_gold_article for q in dev])
-    for threshold in np.round(np.arange(0.3, 1.5, 0.05), 2):
+    for threshold in np.round(np.arange(0.9, 1.65, 0.05), 2):
         rows.append({
             "threshold": float(threshold),
             "abstained_dev": round(float(np.mean(dev_ev < threshold)), 3),

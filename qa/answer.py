@@ -31,7 +31,9 @@ class AnswerSettings:
     max_chars: int = 600  # all quotes together
     rank_decay: float = 0.15  # share of weight lost from the first to the last candidate passage
     passage_weight: float = 0.5  # how much the whole passage's match (title included) counts
-    min_evidence: float = 0.0  # abstain below this evidence score
+    min_evidence: float = 1.5  # abstain below this evidence score (calibrated for MiniLM: docs/benchmarks.md)
+    date_evidence: float = 0.5  # weight of the date agreement in the evidence score
+    passage_evidence: bool = True  # coverage counts the best sentence's passage, not only the sentence
     short_sentence: int = 60  # a quote shorter than this takes its neighbour along
     min_relative: float = 0.5  # a further quote scores at least this share of the best one
     quotes_per_article: int = 3
@@ -42,6 +44,9 @@ class AnswerSettings:
             raise ValueError(f"max_quotes={self.max_quotes}, max_chars={self.max_chars} out of range")
 
 
+DEFAULT_ANSWERING = AnswerSettings()  # calibrated for the bundled all-MiniLM-L6-v2
+
+
 @dataclass(frozen=True)
 class Candidate:
     doc_id: str
@@ -49,7 +54,8 @@ class Candidate:
     end: int
     text: str  # the words as read and scored; checked against the store again before display
     score: float
-    coverage: float
+    coverage: float  # share of the question's terms (by rarity) in the sentence
+    passage_coverage: float  # ... and in the headline and retrieved passages of its article
     rank: int
 
 
@@ -70,20 +76,19 @@ def ask_many(
     histories: Sequence[Sequence[str]] | None = None,
     asked_on: Sequence[str | date | None] | None = None,
     retrieval: RetrievalSettings = RetrievalSettings(),
-    answering: AnswerSettings = AnswerSettings(),
+    answering: AnswerSettings | None = None,
 ) -> list[Answer]:
     """Answer each question from its top passages; `histories` and `asked_on` go with each question."""
     started = time.perf_counter()
+    answering = answering or DEFAULT_ANSWERING
     default_day = default_asked_on(generation)
-    queries = [
-        make_query(
-            question,
-            histories[i] if histories else (),
-            parse_date(asked_on[i]) if asked_on and asked_on[i] else default_day,
-            retrieval,
-        )
-        for i, question in enumerate(questions)
-    ]
+    queries = []
+    for i, question in enumerate(questions):
+        day = parse_date(asked_on[i]) if asked_on and asked_on[i] else None
+        history = histories[i] if histories else ()
+        # Without a stated asked-on date only time words in the question (this week, in June) count:
+        # "today" says nothing about which period a question on a static corpus is about.
+        queries.append(make_query(question, history, day or default_day, retrieval, dated=day is not None))
     ranked = retrieve_many(generation, embedder, queries, max(top_k, answering.passages), retrieval)
     shared_ms = (time.perf_counter() - started) * 1000 / max(1, len(questions))
     answers = []
@@ -117,13 +122,14 @@ def default_asked_on(generation: Generation) -> date:
 
 
 def compose_answer(
-    generation: Generation, query: Query | str, hits: list[Hit], settings: AnswerSettings = AnswerSettings()
+    generation: Generation, query: Query | str, hits: list[Hit], settings: AnswerSettings | None = None
 ) -> Answer:
     """Pick the sentences that answer, quote them verbatim with [n], or abstain when evidence is weak."""
+    settings = settings or DEFAULT_ANSWERING
     if isinstance(query, str):
         query = make_query(query)
     candidates = _score_sentences(generation, query, hits[: settings.passages], settings)
-    evidence = evidence_score(hits, candidates)
+    evidence = evidence_score(generation, query, hits, candidates, settings)
     if not candidates or evidence < settings.min_evidence:
         return Answer(query.question, NOT_FOUND, True, [], hits, evidence=evidence)
 
@@ -157,11 +163,26 @@ def compose_answer(
     return Answer(query.question, text, False, citations, hits, evidence=evidence)
 
 
-def evidence_score(hits: list[Hit], candidates: list[Candidate]) -> float:
-    """How strongly the best passage and sentence support an answer (0..~2): cosine plus term coverage."""
+def evidence_score(generation: Generation, query: Query, hits: list[Hit], candidates: list[Candidate],
+                   settings: AnswerSettings = DEFAULT_ANSWERING) -> float:
+    """How strongly the articles support an answer (0..~2.5): the best passages' cosine, the best sentence's
+    share of the question's terms, and whether the best article is from the period the question names."""
     if not hits or not candidates:
         return 0.0
-    return max(h.dense_score for h in hits[:3]) + candidates[0].coverage
+    best = candidates[0]
+    coverage = max(best.coverage, best.passage_coverage) if settings.passage_evidence else best.coverage
+    return (max(h.dense_score for h in hits[:3]) + coverage
+            + settings.date_evidence * date_agreement(generation, query, hits[0]))
+
+
+def date_agreement(generation: Generation, query: Query, hit: Hit) -> float:
+    """1 when the question names a period and the best article is from it, 0 when it is not; 0.5 when the
+    question names no period (nothing known either way)."""
+    timeframe = query.timeframe
+    if timeframe is None or not timeframe.explicit:
+        return 0.5
+    day = int(generation.article_day[generation.passage_article[hit.passage_id]])
+    return float(timeframe.start.toordinal() <= day <= timeframe.end.toordinal())
 
 
 def _score_sentences(generation: Generation, query: Query, hits: list[Hit], settings: AnswerSettings) -> list[Candidate]:
@@ -176,10 +197,15 @@ def _score_sentences(generation: Generation, query: Query, hits: list[Hit], sett
 
     candidates: list[Candidate] = []
     seen: set[tuple[str, int]] = set()
+    article_terms: dict[str, set[str]] = {}  # headline and every retrieved passage of each article
+    for hit in hits:
+        article = generation.article(hit.doc_id)
+        article_terms.setdefault(hit.doc_id, set(tokenize(article.title))).update(
+            tokenize(article.text[hit.start : hit.end]))
     for hit in hits:
         article = generation.article(hit.doc_id)
         sentences = generation.sentences(hit.doc_id)
-        passage_terms = set(tokenize(f"{article.title} {article.text[hit.start : hit.end]}"))
+        passage_terms = article_terms[hit.doc_id]
         # the conversation's subject must be in the passage, if not in the very sentence
         passage_cover = (sum(weights[t] for t in passage_terms & question_terms) + sum(
             weights[t] for t in passage_terms & context_terms)) / (total + 0.5 * context_total)
@@ -200,18 +226,20 @@ def _score_sentences(generation: Generation, query: Query, hits: list[Hit], sett
             if settings.novelty_weight:
                 novel = {w for w in _NAME_OR_NUMBER.findall(text) if w.lower() not in question_words}
                 score *= 1.0 + settings.novelty_weight * min(1.0, len(novel) / 2)
-            start, end = _with_neighbour(sentence, sentences, index, text, settings)
-            candidates.append(Candidate(hit.doc_id, start, end, article.text[start:end], score, coverage, hit.rank))
+            start, end = _with_neighbour(sentence, sentences, index, text, settings, article.text)
+            candidates.append(Candidate(hit.doc_id, start, end, article.text[start:end], score, coverage,
+                                        passage_cover, hit.rank))
     candidates.sort(key=lambda c: -c.score)
     return candidates
 
 
 def _with_neighbour(sentence: Sentence, sentences: list[Sentence], index: int, text: str,
-                    settings: AnswerSettings) -> tuple[int, int]:
+                    settings: AnswerSettings, article_text: str = "") -> tuple[int, int]:
     """A quote that leans on the previous sentence ("He said ...") or is very short takes it along."""
     start, end = sentence.start, sentence.end
     if index > 0 and (_LEADING_REFERENCE.match(text) or len(text) < settings.short_sentence):
         previous = sentences[index - 1]
-        if sentence.start - previous.end <= 2:  # same paragraph
+        if sentence.start - previous.end <= 2 and "\n" not in article_text[previous.end : sentence.start]:
+            # same paragraph only: a line of its own is never glued to the line before
             start = previous.start
     return start, end

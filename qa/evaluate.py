@@ -86,7 +86,7 @@ def evaluate(
     questions: list[Question],
     top_k: int = 10,
     retrieval: RetrievalSettings = RetrievalSettings(),
-    answering: AnswerSettings = AnswerSettings(),
+    answering: AnswerSettings | None = None,
     progress: bool = False,
 ) -> dict:
     """Metrics over the questions; each metric is computed only over the questions that carry its fields."""

@@ -14,6 +14,7 @@ import numpy as np
 
 _WORD = re.compile(r"\w\w+|\d")
 DOC_FREQ = "doc_freq.json"
+MIN_IDF_PASSAGES = 10_000
 
 
 @lru_cache(maxsize=1)
@@ -27,13 +28,32 @@ def _stemmer():
 def _stopwords() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN
 
-    return frozenset(STOPWORDS_EN)
+    # bm25s's list keeps question words, which would count as rare terms in a small corpus
+    return frozenset(STOPWORDS_EN) | {"who", "whom", "whose", "what", "when", "where", "which", "why", "how",
+                                      "did", "does", "do", "doing", "has", "have", "had", "he", "she", "his", "her"}
+
+
+# Irregular past forms that Snowball leaves apart from their verb, frequent in news reporting.
+_IRREGULAR = dict(pair.split(":") for pair in (
+    "said:say spoke:speak spoken:speak told:tell met:meet won:win took:take taken:take gave:give given:give "
+    "made:make went:go gone:go came:come ran:run left:leave held:hold found:find paid:pay sold:sell bought:buy "
+    "brought:bring began:begin begun:begin fell:fall fallen:fall rose:rise risen:rise lost:lose struck:strike "
+    "chose:choose chosen:choose wrote:write written:write led:lead sent:send built:build spent:spend kept:keep "
+    "saw:see seen:see knew:know known:know thought:think flew:fly flown:fly grew:grow grown:grow threw:throw "
+    "thrown:throw broke:break broken:break stole:steal stolen:steal shot:shoot fought:fight caught:catch "
+    "taught:teach sought:seek stood:stand sat:sit felt:feel heard:hear meant:mean drove:drive driven:drive "
+    "ate:eat eaten:eat drank:drink sang:sing sung:sing swam:swim hid:hide hidden:hide bit:bite bitten:bite "
+    "forgot:forget forgotten:forget froze:freeze frozen:freeze wore:wear worn:wear tore:tear torn:tear "
+    "sank:sink sunk:sink sprang:spring shook:shake shaken:shake woke:wake rode:ride ridden:ride "
+    "dealt:deal lent:lend bent:bend fled:flee swore:swear sworn:swear slept:sleep wept:weep"
+).split())
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-cased, stop words out, Snowball-stemmed words: the terms BM25 and answer scoring share."""
+    """Lower-cased, stop words out, irregular verbs to their base, Snowball-stemmed: the terms BM25 and
+    answer scoring share."""
     stop = _stopwords()
-    words = [w for w in _WORD.findall(text.lower()) if w not in stop]
+    words = [_IRREGULAR.get(w, w) for w in _WORD.findall(text.lower()) if w not in stop]
     return _stemmer().stemWords(words) if words else []
 
 
@@ -73,6 +93,9 @@ class KeywordIndex:
         return self.retriever.get_scores(known)
 
     def idf(self, term: str) -> float:
-        """Inverse document frequency (BM25's, floored at a small positive value)."""
+        """Inverse document frequency (BM25's, floored at a small positive value), counted as if the corpus
+        had at least MIN_IDF_PASSAGES passages: in a handful of articles every term would look common,
+        and the answer's evidence (calibrated on a news corpus) would be understated."""
         df = self.doc_freq.get(term, 0)
-        return max(0.05, math.log(1 + (self.passages - df + 0.5) / (df + 0.5)))
+        passages = max(self.passages, MIN_IDF_PASSAGES)
+        return max(0.05, math.log(1 + (passages - df + 0.5) / (df + 0.5)))

@@ -31,7 +31,7 @@ class RetrievalSettings:
     keyword_weight: float = 1.0  # weight of the BM25 list against the dense list (1.0 = equal)
     candidates: int = 100  # taken from each list before fusion
     per_article: int = 2  # passages of one article in the ranked list
-    date_weight: float = 0.0  # boost of articles inside the question's period (0 = dates ignored)
+    date_weight: float = 0.5  # boost of articles inside the question's period (0 = dates ignored)
     future_penalty: float = 0.0  # cut for articles published after the asked-on date
     default_days: int = 8  # period assumed when a question names none
 
@@ -53,11 +53,14 @@ class Query:
 
 
 def make_query(question: str, history: Sequence[str] = (), asked_on: date | None = None,
-               settings: RetrievalSettings = RetrievalSettings()) -> Query:
+               settings: RetrievalSettings = RetrievalSettings(), dated: bool = True) -> Query:
+    """`dated`: the asked-on date was stated, so a question without time words is about the days before it."""
     text = question
     if history and is_follow_up(question):
         text = f"{history[-1]} {question}"
     timeframe = question_timeframe(question, asked_on, settings.default_days) if asked_on else None
+    if timeframe is not None and not timeframe.explicit and not dated:
+        timeframe = None
     return Query(question, text, asked_on, timeframe)
 
 

@@ -28,7 +28,7 @@ from qa.ingest import read_corpus
 from qa.keyword import KeywordIndex
 from qa.types import Article, Passage, Sentence, Skipped
 
-STORE_VERSION = 2  # bump when the on-disk layout changes: forces a new generation, reusing vectors
+STORE_VERSION = 4  # bump when the on-disk layout changes: forces a new generation, reusing vectors
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"

@@ -21,7 +21,7 @@ def generation(tmp_path_factory):
     return load_generation(folder / "index")
 
 
-def _compose(generation, question, settings=AnswerSettings()):
+def _compose(generation, question, settings=None):
     query = make_query(question, asked_on=ASKED)
     hits = retrieve_many(generation, FakeEmbedder(), [query], 10)[0]
     return compose_answer(generation, query, hits, settings)

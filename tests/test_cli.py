@@ -65,9 +65,13 @@ def test_ask_json_format_and_model_mismatch(tmp_path, fake_embedder):
         assert set(line) == {"question", "answer", "abstained", "citations", "passages", "latency_ms"}
         assert len(line["passages"]) == 2
         assert set(line["passages"][0]) == {"rank", "passage_id", "doc_id", "score", "start", "end", "also_in"}
-        citation = line["citations"][0]
-        assert set(citation) == {"n", "doc_id", "title", "url", "publish_date", "source", "quote", "start", "end"}
-    assert "300,000" in lines[0]["citations"][0]["quote"]
+        assert line["abstained"] == (not line["citations"])
+        for citation in line["citations"]:
+            assert set(citation) == {"n", "doc_id", "title", "url", "publish_date", "source", "quote", "start",
+                                     "end"}
+    answered = [line for line in lines if line["citations"]]
+    assert answered, lines
+    assert any("300,000" in c["quote"] or "Oslo" in c["quote"] for line in answered for c in line["citations"])
 
     build_index(corpus, tmp_path / "fake", fake_embedder)
     mismatch = run_cli("ask", "--index", str(tmp_path / "fake"), "Who won?")

@@ -26,7 +26,7 @@ def _run(generation, question, settings=RetrievalSettings(), top_k=10, history=(
 
 
 def test_rrf_fusion_matches_an_oracle(generation):
-    settings = RetrievalSettings(per_article=100)
+    settings = RetrievalSettings(per_article=100, date_weight=0.0)
     question = "How much did a gallon of regular gasoline cost?"
     hits = _run(generation, question, settings, top_k=100)
     vectors = generation.vectors.reconstruct_n(0, generation.vectors.ntotal)
