@@ -84,7 +84,8 @@ class Result:
 
 
 class Generations:
-    """Generations opened from the index folder the first time an answer names them (while still on disk)."""
+    """Generations opened from the index folder the first time an answer names them (while still on disk).
+    Opened for their article texts only, so that a server of another version (--app-root) is checked too."""
 
     def __init__(self, index: Path):
         self.index, self.opened, self.lock = index, {}, threading.Lock()
@@ -94,7 +95,7 @@ class Generations:
 
         with self.lock:
             if name not in self.opened:
-                self.opened[name] = Generation(self.index / name)
+                self.opened[name] = Generation(self.index / name, for_reuse=True)
             return self.opened[name]
 
 

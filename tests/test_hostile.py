@@ -276,6 +276,20 @@ INJECTED_QUESTIONS = {
 }
 
 
+def plant_injections(corpus: Path, lines: list[str]) -> Path:
+    """Put the first two `lines` after each JSON article's first paragraph and the rest at its end; all of
+    them at the end of the text articles."""
+    for path in corpus.glob("*.json"):
+        article = json.loads(path.read_text(encoding="utf-8"))
+        paragraphs = article["text"].split("\n")
+        paragraphs[1:1] = lines[:2]
+        article["text"] = "\n".join([*paragraphs, *lines[2:]])
+        path.write_text(json.dumps(article), encoding="utf-8")
+    for path in corpus.glob("*.txt"):
+        path.write_text(path.read_text(encoding="utf-8") + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    return corpus
+
+
 @pytest.mark.model
 @pytest.mark.xfail(strict=True, reason="known defect since the abstention calibration (22:50): a Riverton answer "
                    "quotes a line with an injected instruction; see the closing note")
@@ -283,15 +297,7 @@ def test_prompt_injection_lines_in_articles_are_never_quoted_as_answers(tmp_path
     """Answers are quotes chosen by relevance, not instructions: injected lines in every article change nothing."""
     from tests.webapp import sample_corpus_copy
 
-    corpus = sample_corpus_copy(tmp_path / "corpus")
-    for path in corpus.glob("*.json"):
-        article = json.loads(path.read_text(encoding="utf-8"))
-        paragraphs = article["text"].split("\n")
-        paragraphs[1:1] = INJECTIONS[:2]
-        article["text"] = "\n".join([*paragraphs, *INJECTIONS[2:]])
-        path.write_text(json.dumps(article), encoding="utf-8")
-    seed = next(corpus.glob("*.txt"))
-    seed.write_text(seed.read_text(encoding="utf-8") + "\n" + "\n".join(INJECTIONS) + "\n", encoding="utf-8")
+    corpus = plant_injections(sample_corpus_copy(tmp_path / "corpus"), INJECTIONS)
     build_index(corpus, tmp_path / "index", real_embedder)
     service = ChatService(corpus, tmp_path / "index", real_embedder)
     for question, fact in INJECTED_QUESTIONS.items():
