@@ -304,6 +304,8 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and server log")
     args = parser.parse_args()
     questions = load_questions(args, args.index is not None)
+    if args.index is not None and not (Path(args.index) / "CURRENT").is_file():
+        sys.exit(f"no built index in {args.index} (it has no CURRENT file)")
     work = Path(tempfile.mkdtemp(prefix="qa-load-"))
     corpus, index = prepare(work, args.index)
     password = secrets.token_urlsafe(12)
@@ -373,6 +375,10 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        if args.keep:
+            print(f"kept {work}")
+        else:  # also when the server did not start
+            shutil.rmtree(work, ignore_errors=True)
     figures = {
         "app": str(args.app_root), "index": args.index or "sample corpus copy", "endpoint": args.endpoint,
         "driver": args.driver,
@@ -405,10 +411,6 @@ def main() -> int:
         print("error:", line)
     for line in load.bad_citations[:10]:
         print("bad citation:", line)
-    if args.keep:
-        print(f"kept {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
     return 1 if load.errors or single.errors or load.bad_citations else 0
 
 
