@@ -33,13 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("qa").setLevel(logging.INFO)
 
-    from qa.embed import SentenceTransformerEmbedder
+    from qa.embed import make_embedder
     from qa.errors import QAError
     from qa.service import ChatService
     from qa.web import launch
 
     try:
-        service = ChatService.open(args.corpus, args.index, SentenceTransformerEmbedder(),
+        service = ChatService.open(args.corpus, args.index, make_embedder(index_dir=args.index),
                                    admin_password=env("QA_ADMIN_PASSWORD", ""))
     except QAError as error:
         print(f"error: {error}", file=sys.stderr)

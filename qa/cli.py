@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
     build.add_argument("--model", default=None, help="local sentence-transformers model folder "
                        "(default: $QA_MODEL, else the bundled all-MiniLM-L6-v2)")
+    build.add_argument("--embedder", choices=("auto", "int8", "fp32"), default=None,
+                       help="int8 (ONNX Runtime, CPU) or fp32 (sentence-transformers, a CUDA GPU when there is one); "
+                       "default $QA_EMBEDDER, else auto: the index's own, and for a new index fp32 on a GPU, else int8")
     build.add_argument("--json", action="store_true", help="print the build report as JSON")
     build.set_defaults(run=_build)
 
@@ -55,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--questions", type=Path, help="JSON-lines file, one object with a 'question' a line")
     ask.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
     ask.add_argument("--model", default=None, help="local model folder; must be the one the index was built with")
+    ask.add_argument("--embedder", choices=("auto", "int8", "fp32"), default=None,
+                        help="default $QA_EMBEDDER, else auto: the one the index was built with")
     ask.add_argument("--top-k", type=int, default=10, help="passages to retrieve and list (default: %(default)s)")
     ask.add_argument("--asked-on", default=None, help="date the question is asked on, YYYY-MM-DD (default: today, "
                      "or the newest article's date when the corpus is older); a file line's question_date wins")
@@ -69,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--questions", type=Path, required=True, help="JSON-lines question file")
     evaluate.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
     evaluate.add_argument("--model", default=None, help="local model folder; must be the one the index was built with")
+    evaluate.add_argument("--embedder", choices=("auto", "int8", "fp32"), default=None,
+                        help="default $QA_EMBEDDER, else auto: the one the index was built with")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     evaluate.set_defaults(run=_eval)
 
@@ -79,10 +86,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _embedder(model: str | None):
-    from qa.embed import SentenceTransformerEmbedder
+def _embedder(args: argparse.Namespace):
+    from qa.embed import make_embedder
 
-    return SentenceTransformerEmbedder(model)
+    return make_embedder(args.model, args.embedder, args.index)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -92,7 +99,7 @@ def _build(args: argparse.Namespace) -> int:
         from qa.errors import CorpusNotFound
 
         raise CorpusNotFound(args.corpus)
-    report = build_index(args.corpus, args.index, _embedder(args.model), progress=sys.stderr.isatty())
+    report = build_index(args.corpus, args.index, _embedder(args), progress=sys.stderr.isatty())
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -146,7 +153,7 @@ def _open(args: argparse.Namespace):
     from qa.store import load_generation
 
     generation = load_generation(args.index)
-    embedder = _embedder(args.model)
+    embedder = _embedder(args)
     generation.check_model(embedder.model_id, embedder.dimension)
     return generation, embedder
 

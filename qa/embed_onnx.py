@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.embed import default_model_path, model_id_for
+from qa.embed import INT8_SUFFIX, default_model_path, model_id_for
 from qa.errors import ModelNotFound
 
 RECIPE = "bert-fused-dynamic-int8-per-channel-l0out-fp32-v1"  # change it whenever export or quantisation changes
@@ -148,7 +148,7 @@ class OnnxInt8Embedder:
         from tokenizers import Tokenizer
 
         self.cache_dir = cache_dir
-        self.model_id = f"{model_id_for(self.path)}-int8"
+        self.model_id = f"{model_id_for(self.path)}{INT8_SUFFIX}"
         self.dimension = int(json.loads((self.path / "config.json").read_text())["hidden_size"])
         self.max_tokens = _max_seq_length(self.path)
         self.batch_size = batch_size
