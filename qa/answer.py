@@ -38,6 +38,7 @@ class AnswerSettings:
     min_relative: float = 0.5  # a further quote scores at least this share of the best one
     quotes_per_article: int = 3
     novelty_weight: float = 0.0  # bonus for a sentence bringing names or numbers the question lacks
+    new_terms: bool = True  # a further quote must hold a question term no earlier quote holds
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_quotes <= 5 or self.max_chars < 50:
@@ -57,6 +58,7 @@ class Candidate:
     coverage: float  # share of the question's terms (by rarity) in the sentence
     passage_coverage: float  # ... and in the headline and retrieved passages of its article
     rank: int
+    terms: frozenset[str] = frozenset()  # the question's (and conversation's) terms the sentence holds
 
 
 def verify_quote(generation: Generation, citation: Citation) -> bool:
@@ -145,6 +147,8 @@ def compose_answer(
             continue
         if sum(c.doc_id == candidate.doc_id for c in chosen) >= settings.quotes_per_article:
             continue
+        if settings.new_terms and _adds_nothing(candidate, chosen):
+            continue
         chosen.append(candidate)
         used += length
 
@@ -161,6 +165,13 @@ def compose_answer(
         return Answer(query.question, NOT_FOUND, True, [], hits, evidence=evidence)
     text = " ".join(f"“{c.quote}” [{c.n}]" for c in citations)  # exactly this: the web chat relies on it
     return Answer(query.question, text, False, citations, hits, evidence=evidence)
+
+
+def _adds_nothing(candidate: Candidate, chosen: list[Candidate]) -> bool:
+    """A further quote from an article already quoted that holds none of the question's terms the quotes before
+    it lack: it says nothing more about the question (a line planted in the article, a repeated point)."""
+    same_article = [c for c in chosen if c.doc_id == candidate.doc_id]
+    return bool(same_article) and candidate.terms <= frozenset().union(*(c.terms for c in chosen))
 
 
 def evidence_score(generation: Generation, query: Query, hits: list[Hit], candidates: list[Candidate],
@@ -228,7 +239,7 @@ def _score_sentences(generation: Generation, query: Query, hits: list[Hit], sett
                 score *= 1.0 + settings.novelty_weight * min(1.0, len(novel) / 2)
             start, end = _with_neighbour(sentence, sentences, index, text, settings, article.text)
             candidates.append(Candidate(hit.doc_id, start, end, article.text[start:end], score, coverage,
-                                        passage_cover, hit.rank))
+                                        passage_cover, hit.rank, frozenset(terms & (question_terms | context_terms))))
     candidates.sort(key=lambda c: -c.score)
     return candidates
 

@@ -53,6 +53,25 @@ def uncalibrated_abstention(request, monkeypatch):
         monkeypatch.setattr(qa.answer, "DEFAULT_ANSWERING", replace(qa.answer.DEFAULT_ANSWERING, min_evidence=0.0))
 
 
+@pytest.fixture(scope="session")
+def fixture_index(tmp_path_factory) -> Path:
+    """The hand-written news of tests/fixture_news.py, built once with the fake embedder; read-only."""
+    from qa.store import build_index
+    from tests.fixture_news import write_fixture
+
+    folder = tmp_path_factory.mktemp("fixture")
+    build_index(write_fixture(folder / "corpus"), folder / "index", FakeEmbedder())
+    return folder / "index"
+
+
+@pytest.fixture(scope="session")
+def generation(fixture_index):
+    """The loaded generation of `fixture_index` (a test file may define its own `generation`)."""
+    from qa.store import load_generation
+
+    return load_generation(fixture_index)
+
+
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()
@@ -60,9 +79,18 @@ def fake_embedder() -> FakeEmbedder:
 
 @pytest.fixture(scope="session")
 def real_embedder():
+    """The fp32 sentence-transformers model: the reference the int8 embedder is checked against."""
     from qa.embed import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder()
+
+
+@pytest.fixture(scope="session")
+def product_embedder():
+    """What `python app.py` and `python -m qa build` use for a new index here (int8 on a CPU, fp32 on a GPU)."""
+    from qa.embed import make_embedder
+
+    return make_embedder(kind="auto")
 
 
 @pytest.fixture

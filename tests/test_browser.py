@@ -23,12 +23,12 @@ TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, real_embedder):
+def app(tmp_path_factory, product_embedder):
     from app import SAMPLE_QUESTIONS
 
     root = tmp_path_factory.mktemp("browser")
     corpus = sample_corpus_copy(root / "corpus", hostile=True)
-    with running_app(corpus, root / "index", real_embedder, password=PASSWORD, examples=SAMPLE_QUESTIONS) as served:
+    with running_app(corpus, root / "index", product_embedder, password=PASSWORD, examples=SAMPLE_QUESTIONS) as served:
         yield served
 
 

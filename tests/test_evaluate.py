@@ -4,17 +4,14 @@ import pytest
 
 from qa.cli import main
 from qa.evaluate import Question, normalize, quotes_contain, read_questions, score
-from qa.store import build_index, load_generation
+from qa.store import load_generation
 from qa.types import Answer, Citation, Hit
 from tests.conftest import FakeEmbedder
-from tests.fixture_news import write_fixture
 
 
-@pytest.fixture(scope="module")
-def index(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("fixture")
-    build_index(write_fixture(folder / "corpus"), folder / "index", FakeEmbedder())
-    return folder / "index"
+@pytest.fixture
+def index(fixture_index):
+    return fixture_index
 
 
 def _hit(rank, doc_id, also_in=()):
@@ -75,7 +72,7 @@ def test_eval_command_prints_json(index, tmp_path, capsys, monkeypatch):
          "gold_doc_ids": ["gas"], "answer_in_gold_article": True, "question_date": "2025/07/16"},
         {"question": "Who won the junior chess championship?", "gold_urls": ["https://outlet-three.example/chess"]},
     ]))
-    monkeypatch.setattr("qa.cli._embedder", lambda model: FakeEmbedder())
+    monkeypatch.setattr("qa.cli._embedder", lambda args: FakeEmbedder())
     assert main(["eval", "--questions", str(questions), "--index", str(index), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["questions"] == 2 and metrics["with_gold"] == 2

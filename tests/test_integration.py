@@ -10,11 +10,11 @@ from tests.conftest import ROOT
 
 
 @pytest.mark.model
-def test_sample_corpus_answers_the_seed_question(tmp_path, real_embedder):
-    report = build_index(ROOT / "corpus", tmp_path / "index", real_embedder)
+def test_sample_corpus_answers_the_seed_question(tmp_path, product_embedder):
+    report = build_index(ROOT / "corpus", tmp_path / "index", product_embedder)
     assert report.articles_read >= 1 and not report.skipped
-    generation = load_generation(tmp_path / "index", real_embedder.model_id, real_embedder.dimension)
-    answer = ask(generation, real_embedder, "Who did Ishaq Dar speak with by phone?")
+    generation = load_generation(tmp_path / "index", product_embedder.model_id, product_embedder.dimension)
+    answer = ask(generation, product_embedder, "Who did Ishaq Dar speak with by phone?")
     assert not answer.abstained
     quote = answer.citations[0]
     assert "Rubio" in quote.quote
@@ -23,13 +23,13 @@ def test_sample_corpus_answers_the_seed_question(tmp_path, real_embedder):
 
 @pytest.mark.model
 @pytest.mark.evalset
-def test_offsets_are_exact_over_the_whole_evaluation_corpus(eval_dir, real_embedder):
+def test_offsets_are_exact_over_the_whole_evaluation_corpus(eval_dir, product_embedder):
     result = read_corpus(eval_dir / "corpus.jsonl.gz")
     assert len(result.articles) > 3500
     settings = ChunkSettings()
     count = 0
     for article in result.articles:
-        passages, sentences = chunk_article(article, real_embedder.count_tokens, settings)
+        passages, sentences = chunk_article(article, product_embedder.count_tokens, settings)
         starts, ends = {s.start for s in sentences}, {s.end for s in sentences}
         for passage in passages:
             assert article.text[passage.start : passage.end] == passage.text

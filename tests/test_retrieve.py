@@ -5,19 +5,10 @@ import pytest
 
 from qa.keyword import tokenize
 from qa.retrieve import RetrievalSettings, is_follow_up, make_query, retrieve_many
-from qa.store import build_index, load_generation
 from qa.timeframe import question_timeframe
 from tests.conftest import FakeEmbedder
-from tests.fixture_news import write_fixture
 
 ASKED = date(2025, 7, 16)
-
-
-@pytest.fixture(scope="module")
-def generation(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("fixture")
-    build_index(write_fixture(folder / "corpus"), folder / "index", FakeEmbedder())
-    return load_generation(folder / "index")
 
 
 def _run(generation, question, settings=RetrievalSettings(), top_k=10, history=(), asked_on=ASKED):
