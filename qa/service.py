@@ -34,6 +34,7 @@ KEEP_RECENT = 4  # generations kept open so citations of earlier answers still o
 EMBED_BATCH = 64
 QUESTION_BATCH = 16  # questions embedded together when they arrive while the model is busy
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_ENCODED_PATH = re.compile(r"%(?:2f|5c|00)|%2e%2e", re.IGNORECASE)  # URL-encoded /, \, NUL and ..
 
 
 class AdminOnly(QAError):
@@ -356,10 +357,30 @@ def clean_question(question: object) -> str:
     return " ".join(normalize_text(question).split()) if isinstance(question, str) else ""
 
 
+def upload_name_problem(name: str) -> str | None:
+    """Why `name` is not a plain file name to upload, as the refusal message; None when it is one. Refused:
+    paths (/ or \\, or them URL-encoded), .. URL-encoded, NUL or other control characters, a leading dot.
+    Fullwidth look-alikes (／ ＼ ．) count as what NFKC makes of them."""
+    forms = (name, unicodedata.normalize("NFKC", name))
+    if any("/" in form or "\\" in form for form in forms):
+        why = "is a path, not a file name"
+    elif any(_ENCODED_PATH.search(form) for form in forms):
+        why = "holds a URL-encoded path (%2f, %5c, %00 or %2e%2e), not a file name"
+    elif any(unicodedata.category(c) == "Cc" for c in name):
+        why = "holds control characters, not a file name"
+    elif any(form.startswith(".") for form in forms):
+        why = "starts with a dot (a hidden file or a path), not a file name"
+    else:
+        return None
+    return f"refused: {name!r} {why}; upload files by their own names"
+
+
 def safe_upload_name(name: str) -> str:
-    """A file name that is safe to create in the corpus folder, keeping a supported suffix; else UploadRefused."""
-    base = unicodedata.normalize("NFKD", name.replace("\\", "/").rsplit("/", 1)[-1])
-    base = base.encode("ascii", "ignore").decode()
+    """A file name that is safe to create in the corpus folder, keeping a supported suffix; UploadRefused for a
+    name that is not a plain file name (upload_name_problem) or lacks a supported suffix."""
+    if problem := upload_name_problem(name):
+        raise UploadRefused(problem)
+    base = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     suffix = next((s for s in UPLOAD_SUFFIXES if base.lower().endswith(s)), None)
     if suffix is None:
         raise UploadRefused(f"{name!r}: only {' '.join(UPLOAD_SUFFIXES)} files can be uploaded")

@@ -4,12 +4,21 @@ way to the page; links are made only for http(s) URLs; nothing is rendered as Ma
 import html
 import re
 import time
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 from qa.errors import QAError
-from qa.service import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, BuildStatus, ChatService, IndexSummary
+from qa.service import (
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_FILES,
+    UPLOAD_SUFFIXES,
+    BuildStatus,
+    ChatService,
+    IndexSummary,
+    upload_name_problem,
+)
 from qa.store import Generation
 from qa.types import Answer, Article, Citation, Hit, Sentence
 
@@ -423,10 +432,132 @@ def build_ui(service: ChatService, examples: Sequence[str] = ()):
     return demo
 
 
+# One upload request holds at most this much: every file the page takes at once, plus room for the form's
+# headers. Larger than one file's limit, so Gradio's own 413 for a single oversized file still answers.
+MAX_UPLOAD_REQUEST_BYTES = MAX_UPLOAD_BYTES * MAX_UPLOAD_FILES + 1024 * 1024
+# A Content-Disposition parameter: name=value, the value a quoted string (with \\ escapes) or a bare token.
+_DISPOSITION_PARAM = re.compile(r'(?:^|;)\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)', re.DOTALL)
+
+
+def _header_text(raw: bytes) -> str:
+    """Header bytes as Gradio reads them: UTF-8, else Latin-1."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def disposition_file_names(disposition: bytes) -> list[str]:
+    """Every file name a part's Content-Disposition header gives: `filename` as python-multipart (so Gradio)
+    reads it, and as written, before its work-around for old browsers keeps only what follows a backslash;
+    `filename*` (RFC 5987, which Gradio ignores) as written and percent-decoded."""
+    from python_multipart.multipart import parse_options_header
+
+    text = disposition.decode("latin-1")
+    names = []
+    for key, value in _DISPOSITION_PARAM.findall(text):
+        key, value = key.lower(), value.strip()
+        if not key.startswith("filename"):
+            continue
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1].replace("\\\\", "\\").replace('\\"', '"')
+        names.append(_header_text(value.encode("latin-1")))
+        if "*" in key:  # charset'language'percent-encoded
+            names.append(unquote(names[-1].split("'", 2)[-1], errors="replace"))
+    gradio_name = parse_options_header(disposition)[1].get(b"filename")
+    return names if gradio_name is None else [*names, _header_text(gradio_name)]
+
+
+class RefuseUploadPaths:
+    """ASGI middleware for Gradio's upload route. Gradio keeps only the last part of an uploaded file's name
+    (`Path(filename).name`) before this app sees it, so a name that is a path would be silently renamed. Here
+    the multipart body of a POST to `.../upload` is read first (at most MAX_UPLOAD_REQUEST_BYTES, else 413),
+    its part headers parsed as it arrives, and the request refused with 400 and a JSON {"detail": message} as
+    soon as a file name is not a plain one (qa.service.upload_name_problem); otherwise Gradio gets the body
+    unchanged."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if (scope["type"] != "http" or scope["method"] != "POST"
+                or not scope["path"].rstrip("/").endswith("/upload")):
+            await self.app(scope, receive, send)
+            return
+        from python_multipart.exceptions import FormParserError
+        from python_multipart.multipart import MultipartParser, parse_options_header
+        from starlette.datastructures import Headers
+        from starlette.responses import JSONResponse
+
+        headers = Headers(scope=scope)
+        content_type, options = parse_options_header(headers.get("content-type", ""))
+        if content_type != b"multipart/form-data" or b"boundary" not in options:
+            await self.app(scope, receive, send)  # Gradio answers 400 "Invalid content type."
+            return
+
+        async def refuse(status: int, message: str) -> None:
+            await JSONResponse({"detail": message}, status_code=status)(scope, receive, send)
+
+        too_large = (f"refused: an upload request may hold at most {MAX_UPLOAD_REQUEST_BYTES // (1024 * 1024)} MiB "
+                     f"(the maximum allowed size: {MAX_UPLOAD_FILES} files of {MAX_UPLOAD_BYTES // (1024 * 1024)} "
+                     "MiB each)")
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_UPLOAD_REQUEST_BYTES:
+            await refuse(413, too_large)
+            return
+        problems: list[str] = []
+        header_name, header_value = bytearray(), bytearray()
+
+        def header_end() -> None:
+            if bytes(header_name).strip().lower() == b"content-disposition":
+                names = disposition_file_names(bytes(header_value))
+                problems.extend(p for p in map(upload_name_problem, names) if p)
+            header_name.clear()
+            header_value.clear()
+
+        callbacks = {
+            "on_header_field": lambda data, start, end: header_name.extend(data[start:end]),
+            "on_header_value": lambda data, start, end: header_value.extend(data[start:end]),
+            "on_header_end": header_end,
+        }
+        chunks: deque[bytes] = deque()
+        size, more, parser = 0, True, None
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk, more = message.get("body", b""), message.get("more_body", False)
+            size += len(chunk)
+            if size > MAX_UPLOAD_REQUEST_BYTES:
+                await refuse(413, too_large)
+                return
+            try:
+                parser = parser or MultipartParser(options[b"boundary"], callbacks)
+                parser.write(chunk)
+            except FormParserError as error:  # Gradio's parser, the same one, would refuse it too
+                await refuse(400, f"refused: the upload is not a well-formed multipart form ({error})")
+                return
+            if problems:
+                await refuse(400, problems[0])
+                return
+            chunks.append(chunk)
+
+        async def replay():
+            if chunks:
+                chunk = chunks.popleft()
+                return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+            return await receive()  # after the body: the client's disconnect, as the server would say
+
+        await self.app(scope, replay, send)
+
+
 def launch(service: ChatService, examples: Sequence[str] = (), host: str = "127.0.0.1", port: int = 7860,
            block: bool = True):
     """Serve the chat. Gradio's file routes serve only its own upload cache: the index and corpus folders
-    are never in allowed_paths, and are listed in blocked_paths as well."""
+    are never in allowed_paths, and are listed in blocked_paths as well. Uploads whose file names are paths
+    are refused at Gradio's upload route (RefuseUploadPaths), before Gradio strips them to a base name."""
+    from starlette.middleware import Middleware
+
     demo = build_ui(service, examples)
     demo.queue(default_concurrency_limit=2)
     demo.launch(
@@ -439,5 +570,8 @@ def launch(service: ChatService, examples: Sequence[str] = (), host: str = "127.
         show_error=False,
         footer_links=["api"],
         quiet=not block,
+        # Every request through this process, so every upload through RefuseUploadPaths: no static workers.
+        num_workers=0,
+        app_kwargs={"middleware": [Middleware(RefuseUploadPaths)]},
     )
     return demo

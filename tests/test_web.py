@@ -1,5 +1,6 @@
 """The web chat's service and HTML, and the launched app through gradio_client and plain HTTP."""
 
+import asyncio
 import json
 import threading
 import urllib.error
@@ -10,11 +11,21 @@ from pathlib import Path
 import pytest
 
 import qa.service
-from qa.service import AdminOnly, ChatService, RebuildRunning, UploadRefused, articles_per_period, safe_upload_name
+import qa.web
+from qa.service import (
+    AdminOnly,
+    ChatService,
+    RebuildRunning,
+    UploadRefused,
+    articles_per_period,
+    safe_upload_name,
+    upload_name_problem,
+)
 from qa.store import build_index, load_generation
 from qa.types import Answer, Citation, Hit
 from qa.web import (
     NOT_FOUND_HEADING,
+    RefuseUploadPaths,
     parse_open_link,
     render_answer,
     render_article,
@@ -98,11 +109,112 @@ def test_abstention_says_not_found_and_shows_the_closest_passages(generation):
 
 
 @pytest.mark.parametrize("name, stored", [
-    ("../../etc/passwd.txt", "passwd.txt"), (".hidden.md", "hidden.md"), ("a b<>.HTML", "a_b.html"),
-    ("C:\\evil\\über café.json", "uber_cafe.json"), ("....jsonl", "upload.jsonl"),
+    ("Harbour news 2024.txt", "Harbour_news_2024.txt"), ("café.md", "cafe.md"), ("report.v2.json", "report.v2.json"),
+    ("a b<>.HTML", "a_b.html"), ("über café.json", "uber_cafe.json"), ("-_-.jsonl", "upload.jsonl"),
+    ("x..y.txt", "x..y.txt"), ("100% true.txt", "100_true.txt"),
 ])
-def test_upload_names_are_sanitised(name, stored):
+def test_plain_upload_names_pass_and_are_sanitised(name, stored):
+    assert upload_name_problem(name) is None
     assert safe_upload_name(name) == stored
+
+
+PATH_NAMES = ["../../x.txt", "/etc/cron.d/evil.txt", "..\\..\\win.txt", "C:\\evil\\a.txt", "nul\x00byte.txt",
+              "bell\x07.txt", "c1\x85.txt", "%2e%2e%2fenc.txt", "%2E%2E%5Cenc.txt", "a%2Fb.txt", "nul%00.txt",
+              "x%2e%2ey.txt", ".hidden.md", "....jsonl", "..", "／etc／passwd.txt", "．bashrc.txt"]
+
+
+@pytest.mark.parametrize("name", PATH_NAMES)
+def test_upload_names_that_are_paths_are_refused_with_a_message(name):
+    problem = upload_name_problem(name)
+    assert problem and problem.startswith(f"refused: {name!r} ") and problem.endswith("upload files by their own names")
+    with pytest.raises(UploadRefused) as refused:
+        safe_upload_name(name)
+    assert str(refused.value) == problem
+
+
+def multipart(*dispositions: bytes, boundary: bytes = b"qa-boundary") -> tuple[bytes, dict[str, str]]:
+    """A multipart/form-data body written byte for byte (httpx would escape the names): one small text file
+    per Content-Disposition header; and its headers."""
+    parts = [b"--%s\r\nContent-Disposition: %s\r\nContent-Type: text/plain\r\n\r\nTitle\nBody text.\r\n"
+             % (boundary, disposition) for disposition in dispositions]
+    body = b"".join(parts) + b"--%s--\r\n" % boundary
+    return body, {"content-type": f"multipart/form-data; boundary={boundary.decode()}"}
+
+
+def through_upload_guard(chunks: list[bytes], headers: dict[str, str], path: str = "/gradio_api/upload",
+                         method: str = "POST") -> tuple[int, bytes, list[bytes]]:
+    """RefuseUploadPaths in front of an app that records the body it gets, without a server:
+    (status, response body, the bodies that reached the app)."""
+    reached: list[bytes] = []
+
+    async def app(scope, receive, send):
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body, more = body + message.get("body", b""), message.get("more_body", False)
+        reached.append(body)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"stored"})
+
+    incoming = [{"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+                for i, chunk in enumerate(chunks)]
+    sent: list[dict] = []
+
+    async def receive():
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "query_string": b"", "root_path": "",
+             "headers": [(k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()]}
+    asyncio.run(RefuseUploadPaths(app)(scope, receive, send))
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:]), reached
+
+
+def test_upload_guard_passes_plain_names_to_gradio_byte_for_byte():
+    body, headers = multipart(b'form-data; name="files"; filename="Harbour news 2024.txt"',
+                              'form-data; name="files"; filename="café.md"'.encode(),
+                              b"form-data; name=\"files\"; filename*=UTF-8''report.v2.json")
+    chunks = [body[:30], body[30:31], body[31:100], body[100:]]  # split inside a header and a name
+    assert through_upload_guard(chunks, headers) == (200, b"stored", [body])
+    for path, method in (("/gradio_api/upload", "GET"), ("/gradio_api/queue/join", "POST")):
+        hostile, _ = multipart(b'form-data; name="files"; filename="../x.txt"')
+        assert through_upload_guard([hostile], headers, path, method) == (200, b"stored", [hostile])
+
+
+@pytest.mark.parametrize("disposition", [
+    b'form-data; name="files"; filename="../../x.txt"', b'form-data; name="files"; filename="..\\\\..\\\\win.txt"',
+    b'form-data; name="files"; filename="C:\\Windows\\evil.txt"', b'form-data; name="files"; filename="raw\x00nul.txt"',
+    b'form-data; name="files"; filename="%2e%2e%2fenc.txt"', b'form-data; name="files"; filename=.profile.md',
+    b"form-data; name=\"files\"; filename*=UTF-8''..%2Fstar.txt", b'form-data; name="files"; filename="a;b/c.txt"',
+    b'form-data; name="files"; filename="../unclosed.txt',
+])
+def test_upload_guard_refuses_path_names_before_gradio_reads_them(disposition):
+    body, headers = multipart(b'form-data; name="files"; filename="fine.txt"', disposition)
+    status, response, reached = through_upload_guard([body[:40], body[40:]], headers)
+    detail = json.loads(response)["detail"]
+    assert status == 400 and detail.startswith("refused: ") and "upload files by their own names" in detail, detail
+    assert reached == []
+
+
+def test_upload_guard_refuses_a_body_that_is_not_multipart():
+    for body, boundary in ((b"no boundary here at all\r\n", "qa-boundary"), (b"--" + b"b" * 300, "b" * 300)):
+        status, response, reached = through_upload_guard([body], {"content-type": f"multipart/form-data; "
+                                                                   f"boundary={boundary}"})
+        assert status == 400 and "not a well-formed multipart form" in json.loads(response)["detail"]
+        assert reached == []
+
+
+def test_upload_guard_refuses_requests_over_its_size_cap(monkeypatch):
+    assert qa.web.MAX_UPLOAD_REQUEST_BYTES > qa.service.MAX_UPLOAD_BYTES  # Gradio's 413 for one file still answers
+    monkeypatch.setattr(qa.web, "MAX_UPLOAD_REQUEST_BYTES", 1000)
+    body, headers = multipart(*[b'form-data; name="files"; filename="a.txt"'] * 20)
+    assert len(body) > 1000
+    for sent_headers in ({**headers, "content-length": str(len(body))}, headers):  # declared, or counted
+        status, response, reached = through_upload_guard([body[i : i + 100] for i in range(0, len(body), 100)],
+                                                         sent_headers)
+        assert status == 413 and "maximum allowed size" in json.loads(response)["detail"] and reached == []
 
 
 @pytest.mark.parametrize("name", ["run.sh", "article.txt.exe", "archive.jsonl.gz", "noext"])
@@ -122,10 +234,12 @@ def service(tmp_path):
 
 def test_uploads_land_only_in_the_corpus_uploads_folder(service, tmp_path):
     source = write_articles(tmp_path / "incoming", {"a.txt": NEW_ARTICLE})
-    saved = service.save_uploads([source / "a.txt"] * 2, ["../../outside.txt", "../../outside.txt"], PASSWORD)
+    with pytest.raises(UploadRefused, match="is a path, not a file name"):
+        service.save_uploads([source / "a.txt"] * 2, ["ok.txt", "../../outside.txt"], PASSWORD)
+    assert not (tmp_path / "outside.txt").exists() and not (service.corpus / "uploads" / "ok.txt").exists()
+    saved = service.save_uploads([source / "a.txt"] * 2, ["outside.txt", "outside.txt"], PASSWORD)
     assert [p.name for p in saved] == ["outside.txt", "outside-2.txt"]
     assert all(p.parent == service.corpus / "uploads" for p in saved)
-    assert not (tmp_path / "outside.txt").exists()
     big = tmp_path / "big.txt"
     big.write_bytes(b"x" * (qa.service.MAX_UPLOAD_BYTES + 1))
     with pytest.raises(UploadRefused, match="the limit is 5 MiB"):
