@@ -243,13 +243,13 @@ def test_hostile_questions_over_http_get_an_answer_or_a_clear_message(news_app, 
 
 
 @pytest.mark.model
-def test_hostile_questions_with_the_real_model(tmp_path, real_embedder):
+def test_hostile_questions_with_the_real_model(tmp_path, product_embedder):
     """The real tokenizer refuses lone surrogates and the model sees other scripts: answers or refusals only."""
     from tests.webapp import sample_corpus_copy
 
     corpus = sample_corpus_copy(tmp_path / "corpus")
-    build_index(corpus, tmp_path / "index", real_embedder)
-    service = ChatService(corpus, tmp_path / "index", real_embedder)
+    build_index(corpus, tmp_path / "index", product_embedder)
+    service = ChatService(corpus, tmp_path / "index", product_embedder)
     for kind, question in HOSTILE_QUESTIONS.items():
         try:
             answer, generation = service.ask(question)
@@ -291,15 +291,13 @@ def plant_injections(corpus: Path, lines: list[str]) -> Path:
 
 
 @pytest.mark.model
-@pytest.mark.xfail(strict=True, reason="known defect since the abstention calibration (22:50): a Riverton answer "
-                   "quotes a line with an injected instruction; see the closing note")
-def test_prompt_injection_lines_in_articles_are_never_quoted_as_answers(tmp_path, real_embedder):
+def test_prompt_injection_lines_in_articles_are_never_quoted_as_answers(tmp_path, product_embedder):
     """Answers are quotes chosen by relevance, not instructions: injected lines in every article change nothing."""
     from tests.webapp import sample_corpus_copy
 
     corpus = plant_injections(sample_corpus_copy(tmp_path / "corpus"), INJECTIONS)
-    build_index(corpus, tmp_path / "index", real_embedder)
-    service = ChatService(corpus, tmp_path / "index", real_embedder)
+    build_index(corpus, tmp_path / "index", product_embedder)
+    service = ChatService(corpus, tmp_path / "index", product_embedder)
     for question, fact in INJECTED_QUESTIONS.items():
         answer, generation = service.ask(question)
         quotes = " ".join(c.quote for c in answer.citations)
