@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -49,12 +48,30 @@ _IRREGULAR = dict(pair.split(":") for pair in (
 ).split())
 
 
+_TERMS: dict[str, str | None] = {}  # word -> its term (None: a stop word); words repeat, stemming is per word
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-cased, stop words out, irregular verbs to their base, Snowball-stemmed: the terms BM25 and
     answer scoring share."""
-    stop = _stopwords()
-    words = [_IRREGULAR.get(w, w) for w in _WORD.findall(text.lower()) if w not in stop]
-    return _stemmer().stemWords(words) if words else []
+    terms = []
+    known = _TERMS.get
+    for word in _WORD.findall(text.lower()):
+        term = known(word, "")
+        if term == "":
+            term = None if word in _stopwords() else _stemmer().stemWord(_IRREGULAR.get(word, word))
+            if len(_TERMS) < 2_000_000:  # bounded: a flood of random words cannot grow it without end
+                _TERMS[word] = term
+        if term is not None:
+            terms.append(term)
+    return terms
+
+
+def document_frequencies(retriever) -> dict[str, int]:
+    """Passages holding each term, read off the BM25 matrix (one stored score per passage and term it holds;
+    BM25's idf is positive, so none is zero) instead of counting the tokens again."""
+    per_term = np.diff(retriever.scores["indptr"])
+    return {term: int(per_term[i]) for term, i in retriever.vocab_dict.items() if i < len(per_term)}
 
 
 class KeywordIndex:
@@ -74,8 +91,7 @@ class KeywordIndex:
         retriever.index(tokens, show_progress=False)
         folder.mkdir(parents=True, exist_ok=True)
         retriever.save(str(folder), show_progress=False)
-        doc_freq = Counter(term for passage in tokens for term in set(passage))
-        (folder / DOC_FREQ).write_text(json.dumps(doc_freq))
+        (folder / DOC_FREQ).write_text(json.dumps(document_frequencies(retriever)))
 
     @classmethod
     def load(cls, folder: Path) -> KeywordIndex:

@@ -205,3 +205,18 @@ def test_no_loadable_generation_says_how_to_rebuild(corpus, tmp_path, fake_embed
     (load_generation(index).path / "manifest.json").write_text("")
     with pytest.raises(IndexCorrupt, match="rebuild it with `python -m qa build`"):
         load_generation(index)
+
+
+def test_document_frequencies_read_off_the_bm25_matrix_match_a_count_of_the_tokens(tmp_path):
+    from collections import Counter
+
+    import bm25s
+
+    from qa.keyword import document_frequencies, tokenize
+
+    texts = ["The ferry fare rose to 4.50 dollars.", "Ferry services resumed; the ferry fare fell.", "Rain, rain.",
+             "", "Dollars and cents: the fare, the fares."]
+    tokens = [tokenize(t) or ["\u2205"] for t in texts]
+    retriever = bm25s.BM25()
+    retriever.index(tokens, show_progress=False)
+    assert document_frequencies(retriever) == Counter(term for passage in tokens for term in set(passage))
