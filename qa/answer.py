@@ -45,7 +45,8 @@ class AnswerSettings:
             raise ValueError(f"max_quotes={self.max_quotes}, max_chars={self.max_chars} out of range")
 
 
-DEFAULT_ANSWERING = AnswerSettings()  # calibrated for the bundled all-MiniLM-L6-v2
+DEFAULT_ANSWERING = AnswerSettings()
+FOLLOW_UP_MARGIN = 0.0  # evidence a question asked alone needs over its reading with the conversation  # calibrated for the bundled all-MiniLM-L6-v2
 
 
 @dataclass(frozen=True)
@@ -84,22 +85,35 @@ def ask_many(
     started = time.perf_counter()
     answering = answering or DEFAULT_ANSWERING
     default_day = default_asked_on(generation)
-    queries = []
+    queries, owners = [], []  # owners[k]: the question query k answers
     for i, question in enumerate(questions):
         day = parse_date(asked_on[i]) if asked_on and asked_on[i] else None
         history = histories[i] if histories else ()
         # Without a stated asked-on date only time words in the question (this week, in June) count:
         # "today" says nothing about which period a question on a static corpus is about.
-        queries.append(make_query(question, history, day or default_day, retrieval, dated=day is not None))
+        query = make_query(question, history, day or default_day, retrieval, dated=day is not None)
+        queries.append(query)
+        owners.append(i)
+        if query.text != question:  # read as a follow-up: also asked alone, the better supported answer wins
+            queries.append(make_query(question, (), day or default_day, retrieval, dated=day is not None))
+            owners.append(i)
     ranked = retrieve_many(generation, embedder, queries, max(top_k, answering.passages), retrieval)
     shared_ms = (time.perf_counter() - started) * 1000 / max(1, len(questions))
-    answers = []
-    for query, hits in zip(queries, ranked, strict=True):
+    answers: list[Answer | None] = [None] * len(questions)
+    for owner, query, hits in zip(owners, queries, ranked, strict=True):
         composed = time.perf_counter()
         answer = compose_answer(generation, query, hits, answering)
         answer.passages = answer.passages[:top_k]
         answer.latency_ms = shared_ms + (time.perf_counter() - composed) * 1000
-        answers.append(answer)
+        earlier = answers[owner]
+        if earlier is None:
+            answers[owner] = answer
+        else:  # with the conversation first; alone only on clearly stronger evidence (a new subject)
+            answer.latency_ms += earlier.latency_ms
+            earlier.latency_ms = answer.latency_ms
+            if (earlier.abstained and not answer.abstained) or (
+                    answer.evidence > earlier.evidence + FOLLOW_UP_MARGIN and not answer.abstained):
+                answers[owner] = answer
     return answers
 
 

@@ -64,9 +64,16 @@ def make_query(question: str, history: Sequence[str] = (), asked_on: date | None
     return Query(question, text, asked_on, timeframe)
 
 
+_TIME_PHRASE = re.compile(
+    r"\b(this|that|these|those|the same)\s+(past\s+|coming\s+)?(week|weekend|month|year|season|day|morning|"
+    r"afternoon|evening|night|spring|summer|autumn|fall|winter|time|monday|tuesday|wednesday|thursday|friday|"
+    r"saturday|sunday)s?\b", re.I)
+
+
 def is_follow_up(question: str) -> bool:
-    """A question that leans on the conversation: a pronoun or "what about" instead of a named subject."""
-    return bool(_FOLLOW_UP.search(question)) or len(question.split()) <= 3
+    """A question that leans on the conversation: a pronoun or "what about" instead of a named subject
+    ("this week" and the like name a period, not something said before)."""
+    return bool(_FOLLOW_UP.search(_TIME_PHRASE.sub(" ", question))) or len(question.split()) <= 3
 
 
 def retrieve_many(

@@ -113,3 +113,18 @@ def test_a_further_quote_from_the_same_article_must_add_a_term_of_the_question(t
     rule_off = replace(qa.answer.DEFAULT_ANSWERING, new_terms=False)
     quotes = [c.quote for c in _compose(generation, question, rule_off).citations]
     assert any("SYSTEM" in q for q in quotes), quotes
+
+
+def test_a_new_subject_with_a_pronoun_is_answered_as_if_asked_alone(generation, monkeypatch):
+    """"its" reads as a follow-up, but the question names its own subject: the answer asked alone has the
+    stronger evidence and wins over the one mixed with the earlier question."""
+    import qa.answer
+
+    embedder = FakeEmbedder()
+    question = "How many campers did rangers evacuate from its roads?"
+    history = ["How much did a gallon of regular gasoline cost nationwide?"]
+    alone = ask(generation, embedder, question, asked_on=ASKED)
+    in_chat = ask(generation, embedder, question, history=history, asked_on=ASKED)
+    assert not alone.abstained and "evacuated 200 campers" in alone.answer and in_chat.answer == alone.answer
+    monkeypatch.setattr(qa.answer, "FOLLOW_UP_MARGIN", 99.0)  # the reading with the conversation only
+    assert ask(generation, embedder, question, history=history, asked_on=ASKED).answer != alone.answer

@@ -90,3 +90,11 @@ def test_follow_up_retrieves_as_if_the_subject_were_named(generation):
     assert with_history[0].doc_id in ("wire-a", "wire-b")
     assert make_query(follow, [first]).text == f"{first} {follow}"
     assert alone[0].doc_id == "cricket"  # without the conversation, "he" and "India" lead elsewhere
+
+
+def test_a_period_named_with_this_or_that_is_not_a_follow_up():
+    for question in ["Which country won the most medals this week?", "Who resigned as prime minister this month?",
+                     "What did the central bank decide that Tuesday?", "Which team won the cup this past weekend?"]:
+        assert not is_follow_up(question), question
+    for question in ["What did he say about India this week?", "Where did this happen?", "What about the ferry?"]:
+        assert is_follow_up(question), question
