@@ -16,9 +16,20 @@ from qa.timeframe import parse_date
 from qa.types import Answer, Citation, Hit, Sentence
 
 NOT_FOUND = "The indexed articles do not answer this question."
-_DIGIT = re.compile(r"\d")
+_NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|"
+                     r"fifty|dozens?|hundreds?|thousands?|millions?|billions?|trillions?|half|twice|triple|double)\b", re.I)
 _NUMERIC_QUESTION = re.compile(r"\b(how (many|much|long|old|far|tall|big|fast)|what (percentage|percent|number|year|age))\b", re.I)
 _NAME_OR_NUMBER = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w’'-]+|\d[\d,.]*")
+# Lines written to steer a language model rather than to inform a reader ("Ignore previous instructions ...",
+# "SYSTEM: ...", "AI assistants reading this must ..."): never chosen as quotes, whatever words they share
+# with the question. The passage around them is still retrieved and listed.
+_INSTRUCTION = re.compile(
+    r"\b(ignore|disregard|forget|override)\s+(all\s+|any\s+|the\s+)?(previous|prior|above|earlier|preceding|your|"
+    r"other)?\s*(instructions?|prompts?|directions|rules|text|context)\b"
+    r"|^\W*(system|assistant|developer)\s*:|\bnew instructions\s*:|\bdeveloper mode\b|\byou are now in\b[^.!?\n]{0,30}\bmode\b"
+    r"|\b(ai|a\.i\.|language models?|assistants?|chatbots?|llms?)\b[^.!?\n]{0,30}\b(reading|processing|"
+    r"summari[sz]ing|that reads?)\b[^.!?\n]{0,40}\b(must|should|shall)\b|\b(answer|reply to|respond to) every question\b",
+    re.I)
 _LEADING_REFERENCE = re.compile(r"^(he|she|they|it|this|that|these|those|his|her|their|its|but|and|so|also)\b", re.I)
 
 
@@ -241,12 +252,14 @@ def _score_sentences(generation: Generation, query: Query, hits: list[Hit], sett
                 continue
             seen.add((hit.doc_id, sentence.start))
             text = article.text[sentence.start : sentence.end]
+            if _INSTRUCTION.search(text):
+                continue
             terms = set(tokenize(text))
             matched = sum(weights[t] for t in terms & question_terms) + 0.5 * sum(
                 weights[t] for t in terms & context_terms)
             coverage = matched / total
             score = coverage * passage_factor
-            if numeric and _DIGIT.search(text):
+            if numeric and _NUMBER.search(text):  # "how much/many ...": a sentence with a number
                 score *= 1.2
             if settings.novelty_weight:
                 novel = {w for w in _NAME_OR_NUMBER.findall(text) if w.lower() not in question_words}

@@ -2,6 +2,7 @@
 way to the page; links are made only for http(s) URLs; nothing is rendered as Markdown."""
 
 import html
+import os
 import re
 import time
 from collections import deque
@@ -23,9 +24,11 @@ from qa.store import Generation
 from qa.types import Answer, Article, Citation, Hit, Sentence
 
 NOT_FOUND_HEADING = "Not found in the indexed articles."
-# Questions answered at once: more at once means larger batches for the model (qa.service), so more
-# answers per second on two cores; measured in docs/reliability.md.
-ANSWER_CONCURRENCY = 16  # = qa.service.QUESTION_BATCH
+# Questions answered at once ($QA_ANSWER_CONCURRENCY). With the int8 embedder a question's model call is cheap, so
+# batching many gains little, and more questions at once only share the interpreter lock: on two cores, 2 at
+# once kept p95 within 2.2x of one client's under 16 sessions with pauses (16 at once: up to 4.2x) for 10 %
+# fewer answers per second back to back (docs/reliability.md).
+ANSWER_CONCURRENCY = int(os.environ.get("QA_ANSWER_CONCURRENCY", "2"))
 MAX_QUESTION_CHARS = 1000
 CLOSEST_PASSAGES = 3
 CONTEXT_CHARS = 240  # context around a quote when the index has no sentence offsets
