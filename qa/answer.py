@@ -56,8 +56,10 @@ class AnswerSettings:
             raise ValueError(f"max_quotes={self.max_quotes}, max_chars={self.max_chars} out of range")
 
 
-DEFAULT_ANSWERING = AnswerSettings()
-FOLLOW_UP_MARGIN = 0.0  # evidence a question asked alone needs over its reading with the conversation  # calibrated for the bundled all-MiniLM-L6-v2
+DEFAULT_ANSWERING = AnswerSettings()  # calibrated for the bundled all-MiniLM-L6-v2
+# Evidence a follow-up asked alone needs over its reading with the conversation to be the answer given
+# (dev, each question after all the earlier ones in one chat: 0 gave answer in quote 0.718, 0.1 gave 0.671).
+FOLLOW_UP_MARGIN = 0.0
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ def ask_many(
         earlier = answers[owner]
         if earlier is None:
             answers[owner] = answer
-        else:  # with the conversation first; alone only on clearly stronger evidence (a new subject)
+        else:  # read with the conversation first; alone when its evidence is stronger (a new subject)
             answer.latency_ms += earlier.latency_ms
             earlier.latency_ms = answer.latency_ms
             if (earlier.abstained and not answer.abstained) or (
