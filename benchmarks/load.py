@@ -22,7 +22,6 @@ import random
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from app import SAMPLE_QUESTIONS  # noqa: E402 (after the path is set)
+from tests.webapp import free_port  # noqa: E402
 
 EVAL_QUESTIONS = ROOT.parent / "shared" / "eval" / "realtimeqa" / "dev.jsonl"
 QUESTIONS_ABOUT_SAMPLE = [
@@ -185,12 +185,6 @@ def ask_once(client, endpoint: str, question: str, generations: Generations, res
         result.latencies.append(elapsed)
     if reply:
         check_reply(reply, generations, result)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def prepare(work: Path, index: str | None) -> tuple[Path, Path]:

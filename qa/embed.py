@@ -67,7 +67,6 @@ def make_embedder(model: str | Path | None = None, kind: str | None = None, inde
     return OnnxInt8Embedder(model)
 
 
-
 def cuda_available() -> bool:
     """Whether torch sees a CUDA GPU; torch is imported only where an NVIDIA device node exists."""
     if not any(Path("/dev").glob("nvidia[0-9]*")):
@@ -84,13 +83,11 @@ def _index_model_id(index_dir: str | Path) -> str | None:
     """The model the current generation of `index_dir` was built with; None when there is no readable one."""
     import json
 
-    from qa.store import CURRENT, MANIFEST
+    from qa.store import MANIFEST, current_generation_path
 
-    index_dir = Path(index_dir)
     try:
-        name = (index_dir / CURRENT).read_text().strip()
-        return str(json.loads((index_dir / name / MANIFEST).read_text())["model"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return str(json.loads((current_generation_path(index_dir) / MANIFEST).read_text())["model"])
+    except (QAError, OSError, ValueError, KeyError, TypeError):  # QAError: IndexNotFound
         return None
 
 
