@@ -107,3 +107,22 @@ def test_a_damaged_cache_is_made_again(int8_embedder, tmp_path):
     (copy / cached.name).unlink()  # a folder left without its model
     remade = int8_model_path(int8_embedder.path, tmp_path / "cache")
     assert remade == copy / cached.name and remade.stat().st_size == cached.stat().st_size
+
+
+@pytest.mark.model
+def test_the_session_runs_plain_layer_norms_not_the_slow_fused_kernel(int8_embedder, tmp_path):
+    """ONNX Runtime's SkipLayerNormalization CPU kernel cost 12.5% of the time; neither the saved model
+    nor the session's own optimiser may bring it back (benchmarks/embed_throughput.py has the figures)."""
+    import json
+
+    from qa.embed_onnx import int8_model_path, open_session
+
+    session = open_session(int8_model_path(int8_embedder.path, int8_embedder.cache_dir), str(tmp_path / "run"))
+    encoding = int8_embedder.tokenizer.encode(SENTENCES[0])
+    ids = np.array([encoding.ids])
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    session.run(None, {node.name: feed[node.name] for node in session.get_inputs()})
+    events = json.loads(open(session.end_profiling()).read())
+    kernels = {event["args"].get("op_name") for event in events if event.get("cat") == "Node"}
+    assert "LayerNormalization" in kernels and "DynamicQuantizeMatMul" in kernels, kernels
+    assert "SkipLayerNormalization" not in kernels
