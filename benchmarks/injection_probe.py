@@ -17,7 +17,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-
 def main() -> int:
     from qa.embed import make_embedder
     from qa.service import ChatService

@@ -230,6 +230,7 @@ class OnnxInt8Embedder:
         if len(batches) == 1:  # a question or a small article: no thread hand-off
             vectors[batches[0]] = self._embed_encoded(session, [encodings[i] for i in batches[0]])
             return vectors
+
         def run(rows: list[int]) -> None:
             vectors[rows] = self._embed_encoded(self._local.session, [encodings[i] for i in rows])
 

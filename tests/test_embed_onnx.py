@@ -114,6 +114,7 @@ def test_the_session_runs_plain_layer_norms_not_the_slow_fused_kernel(int8_embed
     """ONNX Runtime's SkipLayerNormalization CPU kernel cost 12.5% of the time; neither the saved model
     nor the session's own optimiser may bring it back (benchmarks/embed_throughput.py has the figures)."""
     import json
+    from pathlib import Path
 
     from qa.embed_onnx import int8_model_path, open_session
 
@@ -122,7 +123,7 @@ def test_the_session_runs_plain_layer_norms_not_the_slow_fused_kernel(int8_embed
     ids = np.array([encoding.ids])
     feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
     session.run(None, {node.name: feed[node.name] for node in session.get_inputs()})
-    events = json.loads(open(session.end_profiling()).read())
+    events = json.loads(Path(session.end_profiling()).read_text())
     kernels = {event["args"].get("op_name") for event in events if event.get("cat") == "Node"}
     assert "LayerNormalization" in kernels and "DynamicQuantizeMatMul" in kernels, kernels
     assert "SkipLayerNormalization" not in kernels
