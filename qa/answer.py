@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from qa.embed import Embedder
+from qa.fold import fold_confusables
 from qa.keyword import tokenize
 from qa.retrieve import Query, RetrievalSettings, make_query, retrieve_many
 from qa.store import Generation
@@ -254,7 +255,7 @@ def _score_sentences(generation: Generation, query: Query, hits: list[Hit], sett
                 continue
             seen.add((hit.doc_id, sentence.start))
             text = article.text[sentence.start : sentence.end]
-            if _INSTRUCTION.search(text):
+            if _INSTRUCTION.search(fold_confusables(text)):  # look-alike letters read as Latin
                 continue
             terms = set(tokenize(text))
             matched = sum(weights[t] for t in terms & question_terms) + 0.5 * sum(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from qa.errors import CorpusNotFound
@@ -138,6 +140,9 @@ def read_corpus(path: str | Path) -> IngestResult:
     for file in files:
         result.files += 1
         origin = str(file)
+        if file is not root and (why := _outside(file, root)):
+            result.skipped.append(Skipped(origin, why))
+            continue
         if _suffix(file) not in SUPPORTED_SUFFIXES:
             result.skipped.append(Skipped(origin, f"unsupported file type {_suffix(file) or '(none)'}"))
             continue
@@ -159,7 +164,17 @@ def read_corpus(path: str | Path) -> IngestResult:
 
 def _is_candidate(path: Path, root: Path) -> bool:
     relative = path.relative_to(root).parts
-    return path.is_file() and not any(part.startswith(".") for part in relative)
+    return (path.is_file() or path.is_symlink()) and not any(part.startswith(".") for part in relative)
+
+
+def _outside(file: Path, root: Path) -> str:
+    """Why a file found under the corpus folder is not read, when it is a link or leads elsewhere; else "".
+    A link is never followed (`ln -s /etc/passwd corpus/x.txt` must not put /etc/passwd in the index)."""
+    if file.is_symlink():
+        return "symbolic link, not followed: copy the file into the corpus folder instead"
+    if not file.resolve().is_relative_to(root.resolve()):
+        return "leads outside the corpus folder (through a linked folder), not read"
+    return ""
 
 
 def _suffix(path: Path) -> str:
@@ -173,10 +188,11 @@ def _read_file(file: Path) -> Iterator[Article | Skipped]:
         if suffix in JSONL_SUFFIXES:
             yield from _read_jsonl(file, gzipped=suffix == ".jsonl.gz")
             return
-        size = file.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise BadInput(f"file larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB ({size} bytes)")
-        raw = file.read_bytes()
+        with _open_unlinked(file) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise BadInput(f"file larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB ({size} bytes)")
+            raw = handle.read()
         if suffix in TEXT_SUFFIXES:
             yield _text_article(_decode(raw), str(file), markdown=suffix == ".md")
         elif suffix in HTML_SUFFIXES:
@@ -187,6 +203,11 @@ def _read_file(file: Path) -> Iterator[Article | Skipped]:
         yield Skipped(str(file), str(bad))
     except OSError as error:
         yield Skipped(str(file), f"cannot read: {error.strerror or error}")
+
+
+def _open_unlinked(file: Path) -> BinaryIO:
+    """`file` opened for reading, refused (OSError) when it has become a symbolic link since it was listed."""
+    return os.fdopen(os.open(file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb")
 
 
 def _decode(raw: bytes) -> str:
@@ -245,10 +266,9 @@ def _json_articles(content: str, origin: str) -> Iterator[Article | Skipped]:
 
 
 def _read_jsonl(file: Path, gzipped: bool) -> Iterator[Article | Skipped]:
-    opener = gzip.open if gzipped else open
     lines = 0
     try:
-        with opener(file, "rb") as handle:
+        with _open_unlinked(file) as raw_handle, (gzip.open(raw_handle) if gzipped else raw_handle) as handle:
             for number, raw in enumerate(handle, start=1):
                 where = f"{file}:{number}"
                 if not raw.strip():

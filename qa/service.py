@@ -20,6 +20,7 @@ import numpy as np
 from qa.answer import ask
 from qa.embed import Embedder
 from qa.errors import IndexNotFound, NothingIndexed, QAError
+from qa.fold import fold_invisible
 from qa.ingest import normalize_text
 from qa.store import BuildReport, Generation, build_index, current_generation_path, load_generation
 from qa.types import Answer, Article
@@ -33,6 +34,10 @@ UPLOAD_FOLDER = "uploads"
 KEEP_RECENT = 4  # generations kept open so citations of earlier answers still open their article
 EMBED_BATCH = 64
 QUESTION_BATCH = 16  # questions embedded together when they arrive while the model is busy
+MAX_QUESTION_CHARS = 1000
+# What a question brings of its conversation: the latest turns, each cut to a question's length. The page never
+# sends more; a script that does (10 MB of "history") must cost no more than a question does.
+MAX_HISTORY_TURNS = 8
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _ENCODED_PATH = re.compile(r"%(?:2f|5c|00)|%2e%2e", re.IGNORECASE)  # URL-encoded /, \, NUL and ..
 
@@ -230,14 +235,19 @@ class ChatService:
             raise QuestionRefused()
         if isinstance(history, str) or not isinstance(history, Sequence):
             history = ()
-        history = tuple(clean_question(earlier) for earlier in history if isinstance(earlier, str))
+        turns = [earlier for earlier in history[-MAX_HISTORY_TURNS:] if isinstance(earlier, str)]
+        history = tuple(clean_question(earlier[:MAX_QUESTION_CHARS]) for earlier in turns)
         generation = self._generation  # one reference for the whole question, even if a rebuild swaps meanwhile
         return ask(generation, self.embedder, question, history=history), generation
 
     def find_article(self, generation_name: str, doc_id: str) -> tuple[Article, Generation]:
-        """An article as the named generation holds it (else the current one); KeyError when absent."""
+        """An article as the named generation holds it (else the current one); KeyError when absent, and when
+        the current generation no longer has it: an article removed from the corpus is not served any more."""
         with self._lock:
-            generation = self._recent.get(generation_name, self._generation)
+            current = self._generation
+            generation = self._recent.get(generation_name, current)
+        if generation is not current:
+            current.article(doc_id)
         return generation.article(doc_id), generation
 
     def check_admin(self, password: str | None) -> None:
@@ -353,8 +363,9 @@ class ChatService:
 
 def clean_question(question: object) -> str:
     """A question as it is searched: text normalised like articles (NFC, no control characters or lone
-    surrogates) on one line; "" for anything that is not text."""
-    return " ".join(normalize_text(question).split()) if isinstance(question, str) else ""
+    surrogates), folded (NFKC, no zero-width or other invisible characters: qa.fold) and on one line; "" for
+    anything that is not text."""
+    return " ".join(fold_invisible(normalize_text(question)).split()) if isinstance(question, str) else ""
 
 
 def upload_name_problem(name: str) -> str | None:

@@ -12,6 +12,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from qa.errors import QAError
 from qa.service import (
+    MAX_QUESTION_CHARS,
     MAX_UPLOAD_BYTES,
     MAX_UPLOAD_FILES,
     UPLOAD_SUFFIXES,
@@ -29,7 +30,6 @@ NOT_FOUND_HEADING = "Not found in the indexed articles."
 # once kept p95 within 2.2x of one client's under 16 sessions with pauses (16 at once: up to 4.2x) for 10 %
 # fewer answers per second back to back (docs/reliability.md).
 ANSWER_CONCURRENCY = int(os.environ.get("QA_ANSWER_CONCURRENCY", "2"))
-MAX_QUESTION_CHARS = 1000
 CLOSEST_PASSAGES = 3
 CONTEXT_CHARS = 240  # context around a quote when the index has no sentence offsets
 OPEN_PREFIX = "#qa-open/"

@@ -3,6 +3,7 @@
 import gzip
 import json
 import tempfile
+import time
 import unicodedata
 from pathlib import Path
 
@@ -415,3 +416,124 @@ def test_every_upload_and_rebuild_event_refuses_a_call_without_the_password(news
             assert not done["success"] and done["output"]["error"] == str(AdminOnly()), (event["api_name"], done)
     assert sorted(p for p in news_app.corpus.rglob("*")) == corpus_before
     assert news_app.service.generation.name == generation and not news_app.service.build_status().running
+
+
+# ---------------------------------------------------------------- look-alike letters, invisible characters, links
+
+LOOK_ALIKES = {  # the echoing injection with its first word disguised
+    "cyrillic-o": "Ign\u043ere",
+    "greek-omicron-and-iota": "\u0399gn\u03bfre",
+    "zero-width-space": "Ig\u200bnore",
+    "soft-hyphen-and-joiner": "Ig\u00adno\u200dre",
+    "fullwidth": "\uff29\uff47\uff4e\uff4f\uff52\uff45",
+}
+FERRY = "How much is the adult fare on the Gull Island ferry?"
+
+
+def queue_event(url: str, fn_index: int, data: list, event_data: dict | None = None) -> dict:
+    """One event of the page called by number through Gradio's queue, as the browser does; its last message."""
+    import httpx
+
+    session = f"probe-{fn_index}-{time.monotonic_ns()}"
+    with httpx.Client(base_url=url, timeout=60) as http:
+        joined = http.post("/gradio_api/queue/join", json={"data": data, "fn_index": fn_index, "session_hash": session,
+                                                             "event_data": event_data})
+        assert joined.status_code == 200, joined.text
+        with http.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as stream:
+            messages = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: ")]
+    return next(m for m in messages if m.get("msg") == "process_completed")
+
+
+def viewer_event(url: str) -> int:
+    """The number of the article viewer's event (it has no API name: the page's own links call it)."""
+    import httpx
+
+    config = httpx.get(f"{url}/config", timeout=30).json()
+    viewer = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "qa-viewer")
+    return next(d["id"] for d in config["dependencies"] if d["targets"] == [[viewer, "open"]])
+
+
+@pytest.fixture(scope="module")
+def planted_app(tmp_path_factory):
+    """The sample corpus with the echoing injection disguised five ways, and links to files outside it."""
+    from tests.test_web import PASSWORD
+    from tests.webapp import running_app, sample_corpus_copy
+
+    root = tmp_path_factory.mktemp("planted")
+    corpus = sample_corpus_copy(root / "corpus")
+    for name, word in LOOK_ALIKES.items():
+        (corpus / f"notice-{name}.txt").write_text(f"Ferry notice {name}\n{ECHO.replace('Ignore', word)}\n")
+    (root / "secret.txt").write_text("Private memo\nThe vault code is 7319 and the Gull Island ferry key is blue.\n")
+    links = {"passwd.txt": Path("/etc/passwd"), "memo.txt": root / "secret.txt", "outside": root}
+    for name, target in links.items():
+        (corpus / name).symlink_to(target)
+    with running_app(corpus, root / "index", FakeEmbedder(), password=PASSWORD) as app:
+        yield app
+
+
+def test_injections_in_look_alike_letters_are_never_quoted_and_quotes_stay_verbatim(planted_app):
+    from gradio_client import Client
+
+    answer = Client(planted_app.url, verbose=False).predict(FERRY, None, api_name="/ask")
+    quotes = " ".join(c["quote"] for c in answer["citations"])
+    assert "4.50 dollars for adults" in quotes and "free" not in quotes, quotes
+    generation = planted_app.service.generation
+    for citation in answer["citations"]:  # verbatim: the stored text at the offsets, not a folded form
+        assert generation.article(citation["doc_id"]).text[citation["start"] : citation["end"]] == citation["quote"]
+
+
+@pytest.mark.parametrize("hidden", ["\u200b", "\u200d", "\u00ad", "\u2060", "\ufeff"])
+def test_invisible_characters_inside_question_words_change_nothing(planted_app, hidden):
+    from gradio_client import Client
+
+    client = Client(planted_app.url, verbose=False)
+    plain = client.predict(FERRY, None, api_name="/ask")
+    disguised = client.predict(FERRY.replace("fare", f"fa{hidden}re").replace("Island", f"Is{hidden}land"), None,
+                               api_name="/ask")
+    assert [(p["doc_id"], p["score"]) for p in disguised["passages"]] == [
+        (p["doc_id"], p["score"]) for p in plain["passages"]]
+    assert disguised["answer"] == plain["answer"] and not disguised["abstained"]
+
+
+def test_links_to_files_outside_the_corpus_are_skipped_with_a_reason_and_never_served(planted_app):
+    from gradio_client import Client
+
+    from qa.ingest import stable_id
+    from qa.web import open_link
+    from tests.test_web import PASSWORD
+
+    client = Client(planted_app.url, verbose=False)
+    report, _, _ = client.predict(PASSWORD, api_name="/rebuild")
+    for name in ("passwd.txt", "memo.txt", "outside"):
+        assert f"{planted_app.corpus / name}: symbolic link" in report, (name, report)
+    generation = planted_app.service.generation
+    texts = " ".join(generation.article(doc_id).text for doc_id in generation.doc_ids())
+    assert "root:" not in texts and "vault code" not in texts
+    answer = client.predict("What is the vault code and the ferry key?", None, api_name="/ask")
+    assert "vault" not in " ".join(c["quote"] for c in answer["citations"])
+    assert {p["doc_id"] for p in answer["passages"]} <= set(generation.doc_ids())
+    opened = viewer_event(planted_app.url)
+    for name in ("passwd.txt", "memo.txt"):  # as the viewer would ask for them had they been indexed
+        link = open_link(generation.name, stable_id("file", str(planted_app.corpus / name)), 0, 10)
+        done = queue_event(planted_app.url, opened, [], {"link": link})
+        page = done["output"]["data"][0]
+        assert "no longer in the index" in page and "root:" not in page and "vault" not in page, page
+
+
+def test_an_article_removed_from_the_corpus_is_not_served_under_an_older_generation(planted_app):
+    from gradio_client import Client
+
+    from qa.web import open_link
+    from tests.test_web import PASSWORD
+
+    removed = planted_app.corpus / "notice-fullwidth.txt"
+    old = planted_app.service.generation
+    doc_id = next(d for d in old.doc_ids() if old.article(d).origin == str(removed))
+    removed.unlink()
+    Client(planted_app.url, verbose=False).predict(PASSWORD, api_name="/rebuild")
+    assert planted_app.service.generation.name != old.name
+    done = queue_event(planted_app.url, viewer_event(planted_app.url), [], {"link": open_link(old.name, doc_id, 0, 9)})
+    assert "no longer in the index" in done["output"]["data"][0]
+    kept = next(d for d in old.doc_ids() if d != doc_id)  # one still in the corpus opens as cited then
+    done = queue_event(planted_app.url, viewer_event(planted_app.url), [], {"link": open_link(old.name, kept, 0, 9)})
+    assert f"index generation {old.name}" in done["output"]["data"][0]
