@@ -162,6 +162,12 @@ def read_corpus(path: str | Path) -> IngestResult:
     return result
 
 
+def read_file(file: Path, suffix: str | None = None) -> list[Article | Skipped]:
+    """The articles of one file and its items that a build would skip, with their reasons; `suffix` (such as
+    ".txt") when the file's own name does not say its format."""
+    return list(_read_file(file, suffix))
+
+
 def _is_candidate(path: Path, root: Path) -> bool:
     relative = path.relative_to(root).parts
     return (path.is_file() or path.is_symlink()) and not any(part.startswith(".") for part in relative)
@@ -182,8 +188,8 @@ def _suffix(path: Path) -> str:
     return ".jsonl.gz" if name.endswith(".jsonl.gz") else path.suffix.lower()
 
 
-def _read_file(file: Path) -> Iterator[Article | Skipped]:
-    suffix = _suffix(file)
+def _read_file(file: Path, suffix: str | None = None) -> Iterator[Article | Skipped]:
+    suffix = suffix or _suffix(file)
     try:
         if suffix in JSONL_SUFFIXES:
             yield from _read_jsonl(file, gzipped=suffix == ".jsonl.gz")

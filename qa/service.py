@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 import re
+import secrets
 import shutil
 import threading
 import time
@@ -21,9 +23,9 @@ from qa.answer import ask
 from qa.embed import Embedder
 from qa.errors import IndexNotFound, NothingIndexed, QAError
 from qa.fold import fold_invisible
-from qa.ingest import normalize_text
+from qa.ingest import normalize_text, read_file
 from qa.store import BuildReport, Generation, build_index, current_generation_path, load_generation
-from qa.types import Answer, Article
+from qa.types import Answer, Article, Skipped
 
 log = logging.getLogger(__name__)
 
@@ -271,11 +273,16 @@ class ChatService:
             size = path.stat().st_size
             if size > MAX_UPLOAD_BYTES:
                 raise UploadRefused(f"{name} is {size} bytes; the limit is {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB")
+        for path, name in checked:  # refused now rather than skipped by the next build
+            skipped = [item for item in read_file(path, Path(name).suffix.lower()) if isinstance(item, Skipped)]
+            if skipped:
+                where = skipped[0].origin.removeprefix(str(path))
+                raise UploadRefused(f"{name}{where} cannot be indexed: {skipped[0].reason}; nothing was added")
         folder = self.corpus / UPLOAD_FOLDER
         folder.mkdir(exist_ok=True)
-        if not folder.resolve().is_relative_to(self.corpus.resolve()):
+        if folder.is_symlink() or not folder.resolve().is_relative_to(self.corpus.resolve()):
             raise UploadRefused(f"{folder} leads outside the corpus folder")
-        return [_copy_new(path, folder, name) for path, name in checked]
+        return _store_all(checked, folder)
 
     def start_rebuild(self, password: str | None) -> None:
         """Start a rebuild in a background thread; refuses a second one while one runs."""
@@ -399,14 +406,45 @@ def safe_upload_name(name: str) -> str:
     return stem + suffix
 
 
-def _copy_new(source: Path, folder: Path, name: str) -> Path:
-    """Copy to `folder/name`, or `name-2`, `name-3`... never replacing an existing file."""
+def _store_all(files: Sequence[tuple[Path, str]], folder: Path) -> list[Path]:
+    """Copy each (source, name) into `folder` all or nothing: each is written under a hidden temporary name
+    (which a build skips) and synced, then all are linked to their names, never replacing a file (`name-2`
+    when taken). On any failure whatever this call wrote is removed and UploadRefused says why."""
+    token = secrets.token_hex(4)
+    written: list[Path] = []
+    stored: list[Path] = []
+    try:
+        for number, (source, name) in enumerate(files):
+            part = folder / f".tmp-{token}-{number}-{name}"
+            written.append(part)
+            with open(source, "rb") as reader, open(part, "xb") as writer:
+                shutil.copyfileobj(reader, writer)
+                writer.flush()
+                os.fsync(writer.fileno())
+        for part, (_, name) in zip(written, files, strict=True):
+            stored.append(_link_new(part, folder, name))
+    except BaseException as error:
+        for path in stored:
+            path.unlink(missing_ok=True)
+        if not isinstance(error, OSError):
+            raise
+        why = error.strerror or str(error)
+        log.warning("upload not stored (%s); removed what it wrote", why)
+        raise UploadRefused(f"the upload could not be stored ({why.lower()}); nothing was added, the corpus "
+                            "is as it was") from None
+    finally:
+        for part in written:
+            part.unlink(missing_ok=True)
+    return stored
+
+
+def _link_new(part: Path, folder: Path, name: str) -> Path:
+    """A second name for `part`: `folder/name`, or `name-2`, `name-3`... never replacing an existing file."""
     stem, suffix = Path(name).stem, Path(name).suffix
     for number in range(1, 1000):
         target = folder / (name if number == 1 else f"{stem}-{number}{suffix}")
         try:
-            with open(source, "rb") as reader, open(target, "xb") as writer:
-                shutil.copyfileobj(reader, writer)
+            os.link(part, target)
             return target
         except FileExistsError:
             continue

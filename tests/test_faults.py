@@ -266,3 +266,33 @@ def test_a_generation_of_an_older_layout_is_refused_with_how_to_rebuild_and_the_
     report = build_index(corpus, index, rebuilt)
     assert not report.up_to_date and rebuilt.embedded == [] and report.reused_vectors == report.passages
     storm_citation_resolves(ChatService(corpus, index, FakeEmbedder()))
+
+
+def test_an_upload_that_fills_the_disk_stores_nothing_and_says_so(tmp_path, small_disk):
+    """Two files uploaded over HTTP onto a disk with room for the first only: neither is stored, the message
+    says why, and a retry once there is room stores both under their own names (no `-2` copies)."""
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    from tests.test_web import PASSWORD
+    from tests.webapp import running_app
+
+    corpus = write_articles(small_disk / "corpus", NEWS)
+    incoming = write_articles(tmp_path / "incoming", {
+        "harbour.txt": ("Harbour news", "The harbour reopened on Monday after repairs. " * 2_000),  # 92 KB
+        "ferry.txt": ("Ferry news", "The ferry timetable changes in May, the council said. " * 15_000),  # 810 KB
+    })
+    files = [handle_file(str(incoming / name)) for name in ("harbour.txt", "ferry.txt")]
+    filler = small_disk / "filler"
+    filler.write_bytes(bytes(shutil.disk_usage(small_disk).free - 400 * 1024))  # 400 KB left
+    with running_app(corpus, tmp_path / "index", FakeEmbedder(), password=PASSWORD) as app:
+        client = Client(app.url, verbose=False)
+        with pytest.raises(AppError, match=r"could not be stored \(no space left on device\); nothing was added"):
+            client.predict(files, PASSWORD, api_name="/upload")
+        assert list((corpus / "uploads").iterdir()) == []
+        filler.unlink()
+        added, _ = client.predict(files, PASSWORD, api_name="/upload")
+        assert "Added to the corpus: harbour.txt, ferry.txt" in added
+        for name in ("harbour.txt", "ferry.txt"):
+            assert (corpus / "uploads" / name).read_bytes() == (incoming / name).read_bytes()
+        assert len(list((corpus / "uploads").iterdir())) == 2

@@ -482,3 +482,20 @@ def test_seed_question_through_gradio_client(tmp_path, real_embedder):
         reply = messages[-1]["content"][0]["text"]
         assert 'class="qa-cite" href="#qa-open/' in reply and "Rubio" in reply
         assert "Dar, Rubio discuss bilateral ties, regional issues" in reply
+
+
+def test_an_upload_the_build_would_skip_is_refused_at_once(fake_app, client, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    long_text = write_articles(tmp_path, {"long.txt": ("Long", "word " * 200_001)}) / "long.txt"  # 1 MB: under 5 MiB
+    lines = tmp_path / "lines.jsonl"
+    lines.write_text('{"title": "Fine", "text": "A fine article."}\n{"title": "No text"}\n')
+    fine = write_articles(tmp_path, {"fine.txt": NEW_ARTICLE}) / "fine.txt"
+    uploads = fake_app.corpus / "uploads"
+    before = sorted(uploads.iterdir()) if uploads.exists() else []
+    for path, why in ((long_text, "long.txt cannot be indexed: article text longer than 1000000 characters"),
+                      (lines, "lines.jsonl:2 cannot be indexed: article has no text")):
+        with pytest.raises(AppError, match=f"{why}; nothing was added"):
+            client.predict([handle_file(str(fine)), handle_file(str(path))], PASSWORD, api_name="/upload")
+    assert (sorted(uploads.iterdir()) if uploads.exists() else []) == before
