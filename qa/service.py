@@ -11,7 +11,7 @@ import shutil
 import threading
 import time
 import unicodedata
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
@@ -40,6 +40,8 @@ MAX_QUESTION_CHARS = 1000
 # What a question brings of its conversation: the latest turns, each cut to a question's length. The page never
 # sends more; a script that does (10 MB of "history") must cost no more than a question does.
 MAX_HISTORY_TURNS = 8
+ADMIN_ATTEMPTS = 5  # wrong admin passwords one client may send per ADMIN_WINDOW seconds; then it waits
+ADMIN_WINDOW = 60.0
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _ENCODED_PATH = re.compile(r"%(?:2f|5c|00)|%2e%2e", re.IGNORECASE)  # URL-encoded /, \, NUL and ..
 
@@ -47,6 +49,11 @@ _ENCODED_PATH = re.compile(r"%(?:2f|5c|00)|%2e%2e", re.IGNORECASE)  # URL-encode
 class AdminOnly(QAError):
     def __init__(self) -> None:
         super().__init__("wrong or missing admin password: uploads and rebuilds need QA_ADMIN_PASSWORD")
+
+
+class TooManyAttempts(AdminOnly):
+    def __init__(self, wait: float) -> None:
+        QAError.__init__(self, f"too many wrong admin passwords from this address; try again in {wait:.0f} s")
 
 
 class RebuildRunning(QAError):
@@ -197,6 +204,8 @@ class ChatService:
         self.index_dir = Path(index_dir)
         self.embedder = _SharedEmbedder(embedder)
         self.admin_password = admin_password or ""
+        self.admin_attempts = ADMIN_ATTEMPTS
+        self._failures: dict[str, deque[float]] = {}  # client: times of its recent wrong admin passwords
         self._lock = threading.Lock()
         self._rebuilding = threading.Lock()
         self._recent: OrderedDict[str, Generation] = OrderedDict()
@@ -252,16 +261,34 @@ class ChatService:
             current.article(doc_id)
         return generation.article(doc_id), generation
 
-    def check_admin(self, password: str | None) -> None:
-        """Raise AdminOnly unless no password is configured or `password` is it (compared in constant time)."""
-        if self.admin_password and not hmac.compare_digest(
-            (password or "").encode("utf-8"), self.admin_password.encode("utf-8")
-        ):
-            raise AdminOnly()
+    def check_admin(self, password: str | None, client: str = "") -> None:
+        """Raise AdminOnly unless no password is configured or `password` is it (compared in constant time);
+        TooManyAttempts, without comparing, while `client` (an address) has sent `admin_attempts` wrong ones in
+        the last ADMIN_WINDOW seconds. Each wrong password is logged in one line."""
+        if not self.admin_password:
+            return
+        now = time.monotonic()
+        with self._lock:
+            recent = self._failures.setdefault(client, deque())
+            while recent and now - recent[0] > ADMIN_WINDOW:
+                recent.popleft()
+            if len(recent) >= self.admin_attempts:
+                raise TooManyAttempts(ADMIN_WINDOW - (now - recent[0]))
+        if hmac.compare_digest((password or "").encode("utf-8"), self.admin_password.encode("utf-8")):
+            return
+        with self._lock:
+            recent.append(now)
+            count = len(recent)
+            for stale in [c for c, times in self._failures.items() if not times]:
+                del self._failures[stale]
+        log.warning("wrong admin password from %s (%d in the last %.0f s)", client or "a local caller", count,
+                    ADMIN_WINDOW)
+        raise AdminOnly()
 
-    def save_uploads(self, paths: Sequence[str | Path], names: Sequence[str], password: str | None) -> list[Path]:
+    def save_uploads(self, paths: Sequence[str | Path], names: Sequence[str], password: str | None,
+                     client: str = "") -> list[Path]:
         """Copy uploaded files into `<corpus>/uploads/` under sanitised, unique names; all or nothing."""
-        self.check_admin(password)
+        self.check_admin(password, client)
         if not self.corpus.is_dir():
             raise UploadRefused(f"the corpus {self.corpus} is a single file; uploads need a corpus folder")
         if not paths:
@@ -284,9 +311,9 @@ class ChatService:
             raise UploadRefused(f"{folder} leads outside the corpus folder")
         return _store_all(checked, folder)
 
-    def start_rebuild(self, password: str | None) -> None:
+    def start_rebuild(self, password: str | None, client: str = "") -> None:
         """Start a rebuild in a background thread; refuses a second one while one runs."""
-        self.check_admin(password)
+        self.check_admin(password, client)
         if not self._rebuilding.acquire(blocking=False):
             raise RebuildRunning()
         self._status = BuildStatus(running=True, phase="reading")
@@ -458,7 +485,7 @@ def summarize(generation: Generation) -> IndexSummary:
     return IndexSummary(
         generation=generation.name,
         built_at=str(manifest.get("built_at", "")),
-        corpus=str(manifest.get("corpus", "")),
+        corpus=Path(str(manifest.get("corpus", ""))).name,  # the folder's name: its path is no one's business
         articles=int(manifest.get("articles", 0)),
         passages=int(manifest.get("passages", 0)),
         model=str(manifest.get("model", "")),

@@ -2,8 +2,11 @@
 way to the page; links are made only for http(s) URLs; nothing is rendered as Markdown."""
 
 import html
+import json
 import os
 import re
+import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -12,6 +15,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from qa.errors import QAError
 from qa.service import (
+    MAX_HISTORY_TURNS,
     MAX_QUESTION_CHARS,
     MAX_UPLOAD_BYTES,
     MAX_UPLOAD_FILES,
@@ -19,12 +23,14 @@ from qa.service import (
     BuildStatus,
     ChatService,
     IndexSummary,
+    TooManyAttempts,
     upload_name_problem,
 )
 from qa.store import Generation
 from qa.types import Answer, Article, Citation, Hit, Sentence
 
 NOT_FOUND_HEADING = "Not found in the indexed articles."
+MAX_CHAT_MESSAGES = 40  # the chat keeps its last 20 questions and answers: what a request brings back is bounded
 # Questions answered at once ($QA_ANSWER_CONCURRENCY). With the int8 embedder a question's model call is cheap, so
 # batching many gains little, and more questions at once only share the interpreter lock: on two cores, 2 at
 # once kept p95 within 2.2x of one client's under 16 sessions with pauses (16 at once: up to 4.2x) for 10 %
@@ -300,26 +306,36 @@ def render_timeline(summary: IndexSummary, max_labels: int = 14) -> str:
 
 # ---------------------------------------------------------------- the page
 
+def client_address(request) -> str:
+    """The address a Gradio request came from ("" when unknown): whom wrong admin passwords are counted for."""
+    return getattr(getattr(request, "client", None), "host", "") or ""
+
+
 def build_ui(service: ChatService, examples: Sequence[str] = ()):
     """The Blocks app: a Chat tab (answers, sources, article viewer) and an Index tab (summary, upload, rebuild)."""
     import gradio as gr
 
+    def refuse(message: str) -> Exception:
+        """The message shown on the page; no traceback in the log: it is the caller's mistake, not ours."""
+        return gr.Error(message, print_exception=False)
+
     def respond(question: str, messages: list, asked: list[str]):
         question = question.strip() if isinstance(question, str) else ""
         if not question:
-            raise gr.Error("Type a question first.")
+            raise refuse("Type a question first.")
         if len(question) > MAX_QUESTION_CHARS:
-            raise gr.Error(f"Questions are limited to {MAX_QUESTION_CHARS} characters.")
+            raise refuse(f"Questions are limited to {MAX_QUESTION_CHARS} characters.")
         try:
             answer, generation = service.ask(question, history=asked or [])
         except QAError as error:
-            raise gr.Error(str(error)) from None
+            raise refuse(str(error)) from None
+        earlier = messages[-(MAX_CHAT_MESSAGES - 2) :] if isinstance(messages, list) else []
         messages = [
-            *(messages or []),
+            *earlier,
             {"role": "user", "content": render_question(question)},
             {"role": "assistant", "content": render_answer(answer, generation)},
         ]
-        return "", messages, [*(asked or []), question]
+        return "", messages, [*(asked or []), question][-MAX_HISTORY_TURNS:]
 
     def open_article(evt: gr.EventData):
         target = parse_open_link(getattr(evt, "link", ""))
@@ -341,36 +357,39 @@ def build_ui(service: ChatService, examples: Sequence[str] = ()):
 
         question = question.strip() if isinstance(question, str) else ""
         if not question or len(question) > MAX_QUESTION_CHARS:
-            raise gr.Error(f"Give a question of 1 to {MAX_QUESTION_CHARS} characters.")
+            raise refuse(f"Give a question of 1 to {MAX_QUESTION_CHARS} characters.")
         try:
             return answer_json(service.ask(question, history=history or [])[0])
         except QAError as error:
-            raise gr.Error(str(error)) from None
+            raise refuse(str(error)) from None
 
     def show_index():
         service.refresh()  # picks up a `python -m qa build` run while the page was open
         summary = service.summary()
         return render_summary(summary), render_timeline(summary)
 
-    def add_files(files: list[str] | None, password: str):
+    def add_files(files: list[str] | None, password: str, request: gr.Request):
         try:
-            saved = service.save_uploads(files or [], [Path(f).name for f in files or []], password)
+            saved = service.save_uploads(files or [], [Path(f).name for f in files or []], password,
+                                         client_address(request))
         except QAError as error:
-            raise gr.Error(str(error)) from None
+            raise refuse(str(error)) from None
         names = ", ".join(html.escape(path.name) for path in saved)
         return f"<p>Added to the corpus: {names}. Press “Rebuild index” to index them.</p>", None
 
-    def rebuild(password: str, progress=gr.Progress()):  # noqa: B008 (how Gradio asks for a progress bar)
+    def rebuild(password: str, request: gr.Request, progress=gr.Progress()):  # noqa: B008 (Gradio's progress bar)
         try:
-            service.start_rebuild(password)
+            service.start_rebuild(password, client_address(request))
         except QAError as error:
-            raise gr.Error(str(error)) from None
+            raise refuse(str(error)) from None
         while (status := service.build_status()).running:
             progress((status.done, status.total or None), desc=status.describe(), unit="passages")
             time.sleep(0.2)
         return render_status(status), *show_index()
 
-    with gr.Blocks(title="newsqa: answers quoted from your news articles", analytics_enabled=False) as demo:
+    # Files sent to Gradio's upload route are deleted an hour after they came (checked every 5 minutes).
+    with gr.Blocks(title="newsqa: answers quoted from your news articles", analytics_enabled=False,
+                   delete_cache=(min(300, UPLOAD_CACHE_SECONDS), UPLOAD_CACHE_SECONDS)) as demo:
         asked = gr.State([])
         with gr.Tab("Chat"):
             with gr.Row(equal_height=False):
@@ -425,6 +444,9 @@ def build_ui(service: ChatService, examples: Sequence[str] = ()):
         viewer.open(open_article, None, viewer, api_visibility="undocumented", concurrency_limit=8)
         gr.api(ask_json, api_name="ask", concurrency_limit=ANSWER_CONCURRENCY)
 
+        # The browser sends the password typed so far with its uploads (a cookie of this site only): with an
+        # admin password set, the upload route stores nothing without it (GuardUploads).
+        password.change(None, [password], None, js=_ADMIN_COOKIE_JS, queue=False)
         index_outputs = [summary_html, chart]
         demo.load(show_index, None, index_outputs, api_name="index_summary")
         index_tab.select(show_index, None, index_outputs, api_visibility="undocumented")
@@ -435,9 +457,33 @@ def build_ui(service: ChatService, examples: Sequence[str] = ()):
     return demo
 
 
+# Any other request (a question, a chat with its messages) holds at most this much: the page's largest, a chat
+# of MAX_CHAT_MESSAGES answers, is about a fifth of it.
+MAX_REQUEST_BYTES = 1024 * 1024
+# ... and no list in it has more items than this: the page sends at most MAX_CHAT_MESSAGES chat messages,
+# MAX_UPLOAD_FILES files, a history of MAX_HISTORY_TURNS questions.
+MAX_LIST_ITEMS = 64
+UPLOAD_CACHE_SECONDS = 3600  # Gradio deletes an uploaded file after this long (delete_cache)
+TOTAL_UPLOAD_BYTES = 1024 * 1024 * 1024  # what all clients may have sent to the upload cache within that time
+ADMIN_HEADER, ADMIN_COOKIE = "x-admin-password", "qa_admin"
+_ADMIN_COOKIE_JS = (f"(password) => {{ document.cookie = '{ADMIN_COOKIE}=' + encodeURIComponent(password || '') + "
+                    "'; path=/; SameSite=Strict'; }")
+# The page needs inline scripts and styles (Gradio's own) and eval (js_on_load); nothing else leaves this site,
+# and no other site may frame it.
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; media-src 'self' blob:; "
+    "connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'",
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+CLOSE = {"connection": "close"}  # on a refusal: the server drops the connection rather than read the rest
 # One upload request holds at most this much: every file the page takes at once, plus room for the form's
 # headers. Larger than one file's limit, so Gradio's own 413 for a single oversized file still answers.
 MAX_UPLOAD_REQUEST_BYTES = MAX_UPLOAD_BYTES * MAX_UPLOAD_FILES + 1024 * 1024
+CLIENT_UPLOAD_BYTES_PER_HOUR = 3 * MAX_UPLOAD_REQUEST_BYTES  # three full pages of uploads an hour
 # A Content-Disposition parameter: name=value, the value a quoted string (with \\ escapes) or a bare token.
 _DISPOSITION_PARAM = re.compile(r'(?:^|;)\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)', re.DOTALL)
 
@@ -471,20 +517,54 @@ def disposition_file_names(disposition: bytes) -> list[str]:
     return names if gradio_name is None else [*names, _header_text(gradio_name)]
 
 
-class RefuseUploadPaths:
-    """ASGI middleware for Gradio's upload route. Gradio keeps only the last part of an uploaded file's name
-    (`Path(filename).name`) before this app sees it, so a name that is a path would be silently renamed. Here
-    the multipart body of a POST to `.../upload` is read first (at most MAX_UPLOAD_REQUEST_BYTES, else 413),
-    its part headers parsed as it arrives, and the request refused with 400 and a JSON {"detail": message} as
-    soon as a file name is not a plain one (qa.service.upload_name_problem); otherwise Gradio gets the body
-    unchanged."""
+def is_upload_route(path: str) -> bool:
+    """Gradio's upload route (`/gradio_api/upload`, under any root path), not an event named "upload"."""
+    return path.rstrip("/").endswith("/gradio_api/upload")
 
-    def __init__(self, app) -> None:
-        self.app = app
+
+class UploadQuota:
+    """What Gradio's upload route may still take: per client (address) per hour, and from all clients
+    together over the life of an uploaded file in the cache (UPLOAD_CACHE_SECONDS and one deletion round)."""
+
+    def __init__(self, per_client: int | None = None, total: int | None = None) -> None:
+        self.per_client = CLIENT_UPLOAD_BYTES_PER_HOUR if per_client is None else per_client
+        self.total = TOTAL_UPLOAD_BYTES if total is None else total
+        self._taken: deque[tuple[float, str, int]] = deque()  # (when, client, bytes), oldest first
+        self._lock = threading.Lock()
+
+    def allowance(self, client: str) -> tuple[int, tuple[int, str]]:
+        """The bytes `client` may send now, and the refusal (status, message) for more than that."""
+        now = time.monotonic()
+        with self._lock:
+            while self._taken and now - self._taken[0][0] > UPLOAD_CACHE_SECONDS + 300:
+                self._taken.popleft()
+            everyone = sum(size for _, _, size in self._taken)
+            mine = sum(size for when, who, size in self._taken if who == client and now - when <= 3600)
+        if self.total - everyone < self.per_client - mine:
+            return max(0, self.total - everyone), (507, "refused: the upload cache is full; try again in an hour")
+        return max(0, self.per_client - mine), (
+            429, f"refused: at most {self.per_client / (1024 * 1024):.1f} MiB of uploads an hour from one address")
+
+    def record(self, client: str, size: int) -> None:
+        with self._lock:
+            self._taken.append((time.monotonic(), client, size))
+
+
+class RefuseUploadPaths:
+    """ASGI middleware for Gradio's upload route (POST `.../upload`), which the admin password does not guard by
+    itself: it stores files in Gradio's cache before any event runs. Refused here, each with a JSON
+    {"detail": message}: a request from another site's page (403); with an admin password set, one that does
+    not carry it (401: an `X-Admin-Password` header, or the `qa_admin` cookie the page sets as it is typed; wrong
+    ones count against the client like any other, 429 past the limit); more than a client may store in an hour
+    or than the cache may hold (429, 507: UploadQuota); a body over MAX_UPLOAD_REQUEST_BYTES (413); and, as its
+    part headers are parsed, a file name that is not a plain one (400, qa.service.upload_name_problem), since
+    Gradio keeps only its last part. Otherwise Gradio gets the body unchanged, spooled to disk past 1 MiB."""
+
+    def __init__(self, app, service: ChatService | None = None, quota: UploadQuota | None = None) -> None:
+        self.app, self.service, self.quota = app, service, quota or UploadQuota()
 
     async def __call__(self, scope, receive, send) -> None:
-        if (scope["type"] != "http" or scope["method"] != "POST"
-                or not scope["path"].rstrip("/").endswith("/upload")):
+        if scope["type"] != "http" or scope["method"] != "POST" or not is_upload_route(scope["path"]):
             await self.app(scope, receive, send)
             return
         from python_multipart.exceptions import FormParserError
@@ -493,13 +573,19 @@ class RefuseUploadPaths:
         from starlette.responses import JSONResponse
 
         headers = Headers(scope=scope)
+
+        async def refuse(status: int, message: str) -> None:
+            # closed after the answer: what is left of a refused body is never read
+            await JSONResponse({"detail": message}, status_code=status, headers=CLOSE)(scope, receive, send)
+
+        client = (scope.get("client") or ("",))[0]
+        if problem := self._refusal(headers, client):
+            await refuse(*problem)
+            return
         content_type, options = parse_options_header(headers.get("content-type", ""))
         if content_type != b"multipart/form-data" or b"boundary" not in options:
             await self.app(scope, receive, send)  # Gradio answers 400 "Invalid content type."
             return
-
-        async def refuse(status: int, message: str) -> None:
-            await JSONResponse({"detail": message}, status_code=status)(scope, receive, send)
 
         too_large = (f"refused: an upload request may hold at most {MAX_UPLOAD_REQUEST_BYTES // (1024 * 1024)} MiB "
                      f"(the maximum allowed size: {MAX_UPLOAD_FILES} files of {MAX_UPLOAD_BYTES // (1024 * 1024)} "
@@ -507,6 +593,10 @@ class RefuseUploadPaths:
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_UPLOAD_REQUEST_BYTES:
             await refuse(413, too_large)
+            return
+        allowed, over_quota = self.quota.allowance(client)
+        if declared.isdigit() and int(declared) > allowed:
+            await refuse(*over_quota)
             return
         problems: list[str] = []
         header_name, header_value = bytearray(), bytearray()
@@ -523,42 +613,151 @@ class RefuseUploadPaths:
             "on_header_value": lambda data, start, end: header_value.extend(data[start:end]),
             "on_header_end": header_end,
         }
-        chunks: deque[bytes] = deque()
-        size, more, parser = 0, True, None
+        with tempfile.SpooledTemporaryFile(max_size=1024 * 1024) as body:
+            size, more, parser = 0, True, None
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunk, more = message.get("body", b""), message.get("more_body", False)
+                size += len(chunk)
+                if size > MAX_UPLOAD_REQUEST_BYTES:
+                    await refuse(413, too_large)
+                    return
+                if size > allowed:
+                    await refuse(*over_quota)
+                    return
+                try:
+                    parser = parser or MultipartParser(options[b"boundary"], callbacks)
+                    parser.write(chunk)
+                except FormParserError as error:  # Gradio's parser, the same one, would refuse it too
+                    await refuse(400, f"refused: the upload is not a well-formed multipart form ({error})")
+                    return
+                if problems:
+                    await refuse(400, problems[0])
+                    return
+                body.write(chunk)
+            self.quota.record(client, size)
+            body.seek(0)
+            replayed = False
+
+            async def replay():
+                nonlocal replayed
+                if not replayed:
+                    chunk = body.read(256 * 1024)
+                    replayed = not chunk or body.tell() >= size
+                    return {"type": "http.request", "body": chunk, "more_body": not replayed}
+                return await receive()  # after the body: the client's disconnect, as the server would say
+
+            await self.app(scope, replay, send)
+
+    def _refusal(self, headers, client: str) -> tuple[int, str] | None:
+        """(status, message) for an upload request refused on its headers alone, else None."""
+        from http.cookies import CookieError, SimpleCookie
+
+        origin, host = headers.get("origin", ""), headers.get("host", "")
+        if (origin and urlsplit(origin).netloc != host) or headers.get("sec-fetch-site") == "cross-site":
+            return 403, "refused: uploads are taken only from this site's own page"
+        if self.service is None or not self.service.admin_required:
+            return None
+        password = headers.get(ADMIN_HEADER)
+        if password is None:
+            try:
+                cookie = SimpleCookie(headers.get("cookie", "")).get(ADMIN_COOKIE)
+            except CookieError:
+                cookie = None
+            password = unquote(cookie.value) if cookie is not None else ""
+        try:
+            self.service.check_admin(password, client)
+        except QAError as error:
+            return (429 if isinstance(error, TooManyAttempts) else 401), f"refused: {error}"
+        return None
+
+
+def json_problem(body: bytes, content_type: str) -> str:
+    """Why a JSON request body is refused (a list of more than MAX_LIST_ITEMS items anywhere in it: Gradio's
+    chat parses every message of a 1 MiB list of tiny ones for most of a second), else ""."""
+    if not content_type.lower().startswith("application/json"):
+        return ""
+    try:
+        pending = [json.loads(body)]
+    except (ValueError, RecursionError):
+        return ""  # Gradio answers a malformed body itself
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            if len(value) > MAX_LIST_ITEMS:
+                return f"refused: a list in a request may hold at most {MAX_LIST_ITEMS} items"
+            pending.extend(value)
+    return ""
+
+
+class GuardRequests:
+    """ASGI middleware in front of everything: any POST other than an upload carries at most
+    MAX_REQUEST_BYTES (413 past it, before the app parses any of it: a 10 MB "history" never reaches the
+    queue), and every response carries SECURITY_HEADERS."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items() if k.encode() not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        if scope["method"] != "POST" or is_upload_route(scope["path"]):
+            await self.app(scope, receive, send_with_headers)
+            return
+        from starlette.datastructures import Headers
+        from starlette.responses import JSONResponse
+
+        too_large = JSONResponse({"detail": f"refused: a request may hold at most {MAX_REQUEST_BYTES // 1024} KiB"},
+                                 status_code=413, headers=CLOSE)
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+            await too_large(scope, receive, send_with_headers)
+            return
+        chunks, size, more = [], 0, True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
-            chunk, more = message.get("body", b""), message.get("more_body", False)
-            size += len(chunk)
-            if size > MAX_UPLOAD_REQUEST_BYTES:
-                await refuse(413, too_large)
+            chunks.append(message.get("body", b""))
+            size, more = size + len(chunks[-1]), message.get("more_body", False)
+            if size > MAX_REQUEST_BYTES:
+                await too_large(scope, receive, send_with_headers)
                 return
-            try:
-                parser = parser or MultipartParser(options[b"boundary"], callbacks)
-                parser.write(chunk)
-            except FormParserError as error:  # Gradio's parser, the same one, would refuse it too
-                await refuse(400, f"refused: the upload is not a well-formed multipart form ({error})")
-                return
-            if problems:
-                await refuse(400, problems[0])
-                return
-            chunks.append(chunk)
+        body = b"".join(chunks)
+        if problem := json_problem(body, Headers(scope=scope).get("content-type", "")):
+            await JSONResponse({"detail": problem}, status_code=413)(scope, receive, send_with_headers)
+            return
+        sent = False
 
         async def replay():
-            if chunks:
-                chunk = chunks.popleft()
-                return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
-            return await receive()  # after the body: the client's disconnect, as the server would say
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
-        await self.app(scope, replay, send)
+        await self.app(scope, replay, send_with_headers)
 
 
 def launch(service: ChatService, examples: Sequence[str] = (), host: str = "127.0.0.1", port: int = 7860,
            block: bool = True):
     """Serve the chat. Gradio's file routes serve only its own upload cache: the index and corpus folders
-    are never in allowed_paths, and are listed in blocked_paths as well. Uploads whose file names are paths
-    are refused at Gradio's upload route (RefuseUploadPaths), before Gradio strips them to a base name."""
+    are never in allowed_paths, and are listed in blocked_paths as well. Gradio's upload route is guarded by
+    RefuseUploadPaths (names that are paths, other sites, the admin password, quotas), every other request
+    is bounded in size and every response carries security headers (GuardRequests)."""
     from starlette.middleware import Middleware
 
     demo = build_ui(service, examples)
@@ -575,6 +774,6 @@ def launch(service: ChatService, examples: Sequence[str] = (), host: str = "127.
         quiet=not block,
         # Every request through this process, so every upload through RefuseUploadPaths: no static workers.
         num_workers=0,
-        app_kwargs={"middleware": [Middleware(RefuseUploadPaths)]},
+        app_kwargs={"middleware": [Middleware(GuardRequests), Middleware(RefuseUploadPaths, service=service)]},
     )
     return demo

@@ -144,9 +144,9 @@ def test_upload_rebuild_then_ask_about_the_new_article(page, app, tmp_path):
     page.get_by_role("tab", name="Index").click()
     page.locator("#qa-summary table").wait_for()
     assert "Articles per week by publication date" in page.locator("#qa-timeline").inner_text()
+    page.locator("#qa-password input").fill(PASSWORD)  # first: the upload route stores nothing without it
     page.locator("#qa-upload input[type=file]").set_input_files(str(article))
     page.locator("#qa-upload", has_text="comet news.md").wait_for()
-    page.locator("#qa-password input").fill(PASSWORD)
     page.locator("#qa-add").click()
     page.locator("#qa-build", has_text="Added to the corpus: comet_news.md").wait_for()
     assert (app.corpus / "uploads" / "comet_news.md").is_file()

@@ -286,7 +286,7 @@ def test_an_upload_that_fills_the_disk_stores_nothing_and_says_so(tmp_path, smal
     filler = small_disk / "filler"
     filler.write_bytes(bytes(shutil.disk_usage(small_disk).free - 400 * 1024))  # 400 KB left
     with running_app(corpus, tmp_path / "index", FakeEmbedder(), password=PASSWORD) as app:
-        client = Client(app.url, verbose=False)
+        client = Client(app.url, verbose=False, headers={"x-admin-password": PASSWORD})
         with pytest.raises(AppError, match=r"could not be stored \(no space left on device\); nothing was added"):
             client.predict(files, PASSWORD, api_name="/upload")
         assert list((corpus / "uploads").iterdir()) == []

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import qa.service
 from qa.chunk import chunk_article
 from qa.errors import NothingIndexed
 from qa.ingest import MAX_ARTICLE_CHARS, normalize_text, read_corpus
@@ -207,12 +208,12 @@ def test_hostile_questions_through_the_service_get_an_answer_or_a_clear_refusal(
     assert_answer_or_refusal(answer, generation)
 
 
-def call_over_http(url: str, endpoint: str, data: list) -> tuple[str, object]:
-    """Gradio's REST API with a body encoded here (so lone surrogates travel as JSON escapes):
+def call_over_http(url: str, endpoint: str, data: list, address: str = "127.0.0.1") -> tuple[str, object]:
+    """Gradio's REST API with a body encoded here (so lone surrogates travel as JSON escapes), from `address`:
     ("complete", outputs) or ("error", the message shown on the page)."""
     import httpx
 
-    with httpx.Client(base_url=url, timeout=60) as http:
+    with httpx.Client(base_url=url, timeout=60, transport=httpx.HTTPTransport(local_address=address)) as http:
         body = json.dumps({"data": data}).encode()  # ASCII with \\u escapes, whatever the question holds
         event = http.post(f"/gradio_api/call/{endpoint}", content=body, headers={"content-type": "application/json"})
         assert event.status_code == 200, event.text
@@ -337,7 +338,7 @@ def test_hostile_uploads_over_http_are_refused_with_a_message_and_nothing_is_wri
     before = files_outside(root, news_app.corpus) | {"/tmp/x.txt"}
     uploads = news_app.corpus / "uploads"
     stored_before = set(uploads.iterdir()) if uploads.exists() else set()
-    http = httpx.Client(base_url=news_app.url, timeout=60)
+    http = httpx.Client(base_url=news_app.url, timeout=60, headers={"x-admin-password": PASSWORD})
 
     def send(name: str, data: bytes = b"Harbour news\nThe harbour reopened on Monday.\n"):
         response = http.post("/gradio_api/upload", files={"files": (name, data, "text/plain")})
@@ -390,8 +391,10 @@ def test_every_upload_and_rebuild_event_refuses_a_call_without_the_password(news
     import httpx
 
     from qa.service import AdminOnly
+    from tests.test_web import PASSWORD
 
-    http = httpx.Client(base_url=news_app.url, timeout=60)
+    http = httpx.Client(base_url=news_app.url, timeout=60, headers={"x-admin-password": PASSWORD})
+    news_app.service.admin_attempts = 100  # every event called with three wrong passwords
     config = http.get("/config").json()
     elem = {c["id"]: c["props"].get("elem_id") for c in config["components"]}
     admin_events = [d for d in config["dependencies"]
@@ -537,3 +540,143 @@ def test_an_article_removed_from_the_corpus_is_not_served_under_an_older_generat
     kept = next(d for d in old.doc_ids() if d != doc_id)  # one still in the corpus opens as cited then
     done = queue_event(planted_app.url, viewer_event(planted_app.url), [], {"link": open_link(old.name, kept, 0, 9)})
     assert f"index generation {old.name}" in done["output"]["data"][0]
+
+
+# ---------------------------------------------------------------- oversized requests, Gradio's upload route
+
+ATTACK = """
+import json, sys, time, httpx
+url, until = sys.argv[1], time.monotonic() + float(sys.argv[2])
+big = "ferry fare adult Gull Island " * 360_000  # 10 MB, as one history turn
+bodies = [("/gradio_api/call/ask", json.dumps({"data": ["and him?", [big]]})),
+          ("/gradio_api/call/chat", json.dumps({"data": ["and him?", [{"role": "user", "content": "x"}] * 200_000]}))]
+with httpx.Client(base_url=url, timeout=120) as http:
+    while time.monotonic() < until:
+        for path, body in bodies:
+            try:
+                sent = http.post(path, content=body.encode(), headers={"content-type": "application/json"})
+                if sent.status_code == 200:
+                    http.get(f"{path}/{sent.json()['event_id']}")
+            except httpx.HTTPError:  # refused before the whole body was sent: the server closed the connection
+                pass
+"""
+
+
+def probe_latencies(url: str, count: int) -> list[float]:
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        outcome, _ = call_over_http(url, "ask", [FERRY.replace("Gull Island", "harbour"), None])
+        times.append(time.perf_counter() - started)
+        assert outcome == "complete"
+    return times
+
+
+def test_a_question_is_answered_about_as_fast_while_others_send_huge_histories_and_chats(news_app):
+    """Two clients in other processes send 10 MB histories and 200,000-message chats (7 MB), over and over; a
+    question asked meanwhile takes at most twice its usual time. Side by side: the attackers are paused
+    (SIGSTOP) for every other question, so both medians (of 21) see the same load from the rest of the machine."""
+    import signal
+    import statistics
+    import subprocess
+    import sys
+
+    # niced: their own CPU stands for other machines', not for this server's (the machine has two cores)
+    attackers = [subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", ATTACK, news_app.url, "120"])
+                 for _ in range(2)]
+    normal, under_attack = [], []
+    try:
+        time.sleep(3)  # every attacker has its bodies made and is sending
+        for _ in range(21):
+            for attacker in attackers:
+                attacker.send_signal(signal.SIGSTOP)
+            time.sleep(0.05)
+            normal += probe_latencies(news_app.url, 1)
+            for attacker in attackers:
+                attacker.send_signal(signal.SIGCONT)
+            time.sleep(0.2)
+            under_attack += probe_latencies(news_app.url, 1)
+    finally:
+        for attacker in attackers:
+            attacker.kill()
+            attacker.wait()
+    normal, under_attack = statistics.median(normal), statistics.median(under_attack)
+    print(f"probe median {normal * 1000:.0f} ms alone, {under_attack * 1000:.0f} ms under attack: "
+          f"{under_attack / normal:.2f}x")
+    assert under_attack < 2 * normal, (normal, under_attack)
+
+
+def test_oversized_requests_are_refused_before_they_are_read(news_app):
+    import httpx
+
+    with httpx.Client(base_url=news_app.url, timeout=60) as http:
+        body = json.dumps({"data": ["and him?", ["x" * (1024 * 1024)]]}).encode()
+        refused = http.post("/gradio_api/call/ask", content=body, headers={"content-type": "application/json"})
+        assert refused.status_code == 413 and "at most 1024 KiB" in refused.json()["detail"]
+
+        def chunks():  # no Content-Length: counted as it comes
+            yield b'{"data": ["and him?", ["'
+            for _ in range(40):
+                yield b"y" * 65536
+            yield b'"]]}'
+
+        refused = http.post("/gradio_api/call/ask", content=chunks(), headers={"content-type": "application/json"})
+        assert refused.status_code == 413
+        many = json.dumps({"data": ["Who won?", [{"role": "user", "content": "hi"}] * 65]}).encode()
+        refused = http.post("/gradio_api/call/chat", content=many, headers={"content-type": "application/json"})
+        assert refused.status_code == 413 and "at most 64 items" in refused.json()["detail"]
+    chat = [{"role": role, "content": [{"type": "text", "text": "hello"}]} for role in ("user", "assistant")] * 32
+    outcome, result = call_over_http(news_app.url, "chat", ["Who won the chess championship?", chat])
+    assert outcome == "complete" and len(result[1]) == 40  # the chat keeps its last 20 exchanges
+
+
+def test_uploads_need_the_admin_password_and_come_only_from_this_site(news_app):
+    """With an admin password set, Gradio's own upload route stores nothing without it (header or the page's
+    cookie), and never a file posted from another site's page."""
+    import httpx
+
+    from tests.test_web import PASSWORD
+
+    news_app.service.admin_attempts = 100
+    article = {"files": ("harbour.txt", b"Harbour news\nThe harbour reopened on Monday.\n", "text/plain")}
+    with httpx.Client(base_url=news_app.url, timeout=60) as http:
+        stored = http.post("/gradio_api/upload", files=article, headers={"x-admin-password": PASSWORD})
+        assert stored.status_code == 200, stored.text
+        cache = Path(stored.json()[0]).parent.parent
+        cached_before = sorted(cache.rglob("*"))
+        refusals = [({}, 401), ({"x-admin-password": "guess"}, 401), ({"cookie": "qa_admin=guess"}, 401),
+                    ({"x-admin-password": PASSWORD, "origin": "http://attacker.example"}, 403),
+                    ({"x-admin-password": PASSWORD, "sec-fetch-site": "cross-site"}, 403)]
+        for headers, status in refusals:
+            response = http.post("/gradio_api/upload", files=article, headers=headers)
+            assert response.status_code == status and response.json()["detail"].startswith("refused: "), headers
+        assert sorted(cache.rglob("*")) == cached_before
+        same_site = http.post("/gradio_api/upload", files=article,
+                              headers={"cookie": f"qa_admin={PASSWORD}", "origin": news_app.url})
+        assert same_site.status_code == 200, same_site.text
+    news_app.service.admin_attempts = qa.service.ADMIN_ATTEMPTS
+
+
+def test_wrong_admin_passwords_are_limited_per_client_and_logged_in_one_line(news_app, caplog, capfd):
+    import httpx
+
+    from tests.test_web import PASSWORD
+
+    news_app.service.admin_attempts = qa.service.ADMIN_ATTEMPTS
+    guesser = httpx.HTTPTransport(local_address="127.0.0.7")  # an address of its own: its own count
+    with httpx.Client(base_url=news_app.url, timeout=60, transport=guesser) as http, caplog.at_level("WARNING"):
+        for attempt in range(qa.service.ADMIN_ATTEMPTS):
+            refused = http.post("/gradio_api/upload", files={"files": ("a.txt", b"A\nB.\n")},
+                                headers={"x-admin-password": f"guess{attempt}"})
+            assert refused.status_code == 401
+        blocked = http.post("/gradio_api/upload", files={"files": ("a.txt", b"A\nB.\n")},
+                            headers={"x-admin-password": PASSWORD})  # even the right one, for a minute
+        assert blocked.status_code == 429 and "too many wrong admin passwords" in blocked.json()["detail"]
+    outcome, message = call_over_http(news_app.url, "rebuild", [PASSWORD], "127.0.0.7")  # events too
+    assert outcome == "error" and "too many wrong admin passwords" in message
+    outcome, message = call_over_http(news_app.url, "rebuild", ["guess"], "127.0.0.8")  # its own count
+    assert outcome == "error" and message == "wrong or missing admin password: uploads and rebuilds need " \
+        "QA_ADMIN_PASSWORD"
+    lines = [r.getMessage() for r in caplog.records if "wrong admin password" in r.getMessage()]
+    assert len(lines) == qa.service.ADMIN_ATTEMPTS + 1 and "127.0.0.7 (5 in the last 60 s)" in lines[4]
+    assert "Traceback" not in capfd.readouterr().err

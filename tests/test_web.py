@@ -3,6 +3,7 @@
 import asyncio
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from datetime import date
@@ -341,7 +342,7 @@ def test_index_page_summary_and_chart(service):
     assert (summary.articles, summary.undated, summary.model) == (3, 3, "fake-hash")
     page = render_summary(summary)
     assert_inert(page)
-    assert "Generation" in page and str(service.corpus.resolve()) in page
+    assert "Generation" in page and "<td>corpus</td>" in page and str(service.corpus.parent) not in page
     assert "No article has a publication date" in render_timeline(summary)
     generation = load_generation(service.index_dir)
     dated = qa.service.summarize(generation)
@@ -366,7 +367,7 @@ def fake_app(tmp_path_factory):
 def client(fake_app):
     from gradio_client import Client
 
-    return Client(fake_app.url, verbose=False, download_files=False)
+    return Client(fake_app.url, verbose=False, download_files=False, headers={"x-admin-password": PASSWORD})
 
 
 def get(url: str) -> tuple[int, bytes]:
@@ -391,7 +392,8 @@ def test_index_corpus_and_server_files_are_not_served(fake_app, tmp_path):
     import httpx
 
     upload = write_articles(tmp_path, {"served.txt": NEW_ARTICLE}) / "served.txt"
-    response = httpx.post(fake_app.url + "/gradio_api/upload", files={"files": upload.open("rb")}, timeout=30)
+    response = httpx.post(fake_app.url + "/gradio_api/upload", files={"files": upload.open("rb")}, timeout=30,
+                          headers={"x-admin-password": PASSWORD})
     status, body = get(fake_app.url + "/gradio_api/file=" + response.json()[0])
     assert status == 200 and body == upload.read_bytes()
 
@@ -499,3 +501,44 @@ def test_an_upload_the_build_would_skip_is_refused_at_once(fake_app, client, tmp
         with pytest.raises(AppError, match=f"{why}; nothing was added"):
             client.predict([handle_file(str(fine)), handle_file(str(path))], PASSWORD, api_name="/upload")
     assert (sorted(uploads.iterdir()) if uploads.exists() else []) == before
+
+
+def test_the_upload_cache_expires_and_is_capped_per_client_and_in_total(tmp_path, monkeypatch):
+    """Without an admin password anyone may upload: files leave Gradio's cache after UPLOAD_CACHE_SECONDS, one
+    address may send CLIENT_UPLOAD_BYTES_PER_HOUR, all together TOTAL_UPLOAD_BYTES (small here)."""
+    import httpx
+
+    monkeypatch.setattr(qa.web, "UPLOAD_CACHE_SECONDS", 2, raising=False)  # raising: a85cd91 had none
+    monkeypatch.setattr(qa.web, "CLIENT_UPLOAD_BYTES_PER_HOUR", 250_000, raising=False)
+    monkeypatch.setattr(qa.web, "TOTAL_UPLOAD_BYTES", 400_000, raising=False)
+    article = {"files": ("a.txt", b"Title\n" + b"Body text. " * 9_000, "text/plain")}  # 99 KB
+
+    def post(address: str) -> httpx.Response:
+        with httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=60) as http:
+            return http.post(app.url + "/gradio_api/upload", files=article)
+
+    with running_app(write_articles(tmp_path / "corpus", NEWS), tmp_path / "index", FakeEmbedder()) as app:
+        first = post("127.0.0.1")
+        cached = Path(first.json()[0])
+        assert cached.is_file() and post("127.0.0.1").status_code == 200
+        over = post("127.0.0.1")
+        assert over.status_code == 429 and "at most 0.2 MiB of uploads an hour" in over.json()["detail"]
+        assert post("127.0.0.2").status_code == 200 and post("127.0.0.3").status_code == 200  # 400 KB in all
+        full = post("127.0.0.4")
+        assert full.status_code == 507 and "the upload cache is full" in full.json()["detail"]
+        for _ in range(100):  # deleted by Gradio's cache deletion (every 2 s here), then no longer served
+            if not cached.exists():
+                break
+            time.sleep(0.1)
+        assert not cached.exists() and get(app.url + "/gradio_api/file=" + str(cached))[0] in (403, 404)
+
+
+def test_every_response_forbids_framing_and_scripts_from_elsewhere_and_hides_the_corpus_path(fake_app, client):
+    for path in ("/", "/config", "/gradio_api/info"):
+        with urllib.request.urlopen(fake_app.url + path, timeout=30) as response:
+            headers = response.headers
+        assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
+        policy = headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "connect-src 'self'" in policy and "object-src 'none'" in policy
+    summary, _ = client.predict(api_name="/index_summary")
+    assert "<th>Corpus</th><td>corpus</td>" in summary and str(fake_app.corpus.parent) not in summary
