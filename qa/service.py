@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import shutil
+import sqlite3
 import threading
 import time
 import unicodedata
@@ -208,6 +209,7 @@ class ChatService:
         self._failures: dict[str, deque[float]] = {}  # client: times of its recent wrong admin passwords
         self._lock = threading.Lock()
         self._rebuilding = threading.Lock()
+        self._recovering = threading.Lock()
         self._recent: OrderedDict[str, Generation] = OrderedDict()
         self._summaries: dict[str, IndexSummary] = {}
         self._status = BuildStatus()
@@ -249,6 +251,10 @@ class ChatService:
         turns = [earlier for earlier in history[-MAX_HISTORY_TURNS:] if isinstance(earlier, str)]
         history = tuple(clean_question(earlier[:MAX_QUESTION_CHARS]) for earlier in turns)
         generation = self._generation  # one reference for the whole question, even if a rebuild swaps meanwhile
+        try:
+            return ask(generation, self.embedder, question, history=history), generation
+        except sqlite3.DatabaseError as error:
+            generation = self._recover(generation, error)
         return ask(generation, self.embedder, question, history=history), generation
 
     def find_article(self, generation_name: str, doc_id: str) -> tuple[Article, Generation]:
@@ -257,9 +263,13 @@ class ChatService:
         with self._lock:
             current = self._generation
             generation = self._recent.get(generation_name, current)
-        if generation is not current:
-            current.article(doc_id)
-        return generation.article(doc_id), generation
+        try:
+            if generation is not current:
+                current.article(doc_id)
+            return generation.article(doc_id), generation
+        except sqlite3.DatabaseError as error:
+            self._recover(generation, error)
+            raise KeyError(doc_id) from None
 
     def check_admin(self, password: str | None, client: str = "") -> None:
         """Raise AdminOnly unless no password is configured or `password` is it (compared in constant time);
@@ -349,7 +359,11 @@ class ChatService:
         with self._lock:
             cached = self._summaries.get(generation.name)
         if cached is None:
-            cached = summarize(generation)
+            try:
+                cached = summarize(generation)
+            except sqlite3.DatabaseError as error:
+                generation = self._recover(generation, error)
+                cached = summarize(generation)
             with self._lock:
                 self._summaries[generation.name] = cached
         return cached
@@ -388,6 +402,20 @@ class ChatService:
                 # not closed: a question still running may hold it; it closes when the last reference goes
                 self._recent.popitem(last=False)
         return generation
+
+    def _recover(self, damaged: Generation, error: Exception) -> Generation:
+        """The generation served failed to read its store (damaged on disk while served): load the index again
+        as at start-up, which checks every file and serves the newest good generation with a warning.
+        IndexCorrupt, which says how to rebuild, when none loads."""
+        log.warning("generation %s failed while answering (%s: %s); loading the index again", damaged.name,
+                    type(error).__name__, error)
+        with self._recovering:
+            if self._generation is damaged:
+                with self._lock:
+                    self._recent.pop(damaged.name, None)
+                    self._summaries.pop(damaged.name, None)
+                self._swap(fallback=True)
+        return self._generation
 
     def _swap(self, fallback: bool = True) -> str:
         generation = self._load(fallback)

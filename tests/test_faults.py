@@ -296,3 +296,47 @@ def test_an_upload_that_fills_the_disk_stores_nothing_and_says_so(tmp_path, smal
         for name in ("harbour.txt", "ferry.txt"):
             assert (corpus / "uploads" / name).read_bytes() == (incoming / name).read_bytes()
         assert len(list((corpus / "uploads").iterdir())) == 2
+
+
+def test_a_store_damaged_while_served_is_detected_and_the_previous_generation_answers(tmp_path, caplog):
+    """store.sqlite garbled under a running app: no question fails, the previous generation answers from then on,
+    and the Index tab says which generation is damaged (a85cd91: {"error": null} to some questions, an empty tab).
+    The articles are long, so their text lies in pages SQLite reads only when a question needs it."""
+    from gradio_client import Client
+
+    from qa.web import launch
+    from tests.webapp import free_port
+
+    filler = " ".join(f"Filler sentence {i} says nothing about the news." for i in range(300))
+    corpus = write_articles(tmp_path / "corpus", {name: (title, f"{body}\n{filler}") for name, (title, body) in
+                                                  NEWS.items()})
+    index = tmp_path / "index"
+    build_index(corpus, index, FakeEmbedder())
+    good = load_generation(index).name
+    write_articles(corpus, {"more.txt": ("More news", "Another article about the harbour opening.")})
+    build_index(corpus, index, FakeEmbedder())
+    current = load_generation(index).path
+    service = ChatService(corpus, index, FakeEmbedder())
+    assert service.generation.name == current.name
+    port = free_port()
+    demo = launch(service, port=port, block=False)
+    try:
+        client = Client(f"http://127.0.0.1:{port}", verbose=False, download_files=False)
+        store = bytearray((current / "store.sqlite").read_bytes())
+        store[4096:] = bytes(len(store) - 4096)  # every page after the first
+        (current / "store.sqlite").write_bytes(bytes(store))
+        with caplog.at_level(logging.WARNING, logger="qa"):
+            answers = [client.predict(question, None, api_name="/ask") for question in
+                       ["How many homes lost power in the hurricane?", "Who won the chess championship?",
+                        "When will the House vote on the budget?"] * 5]
+            summary, _ = client.predict(api_name="/index_summary")
+        assert f"Generation {current.name} cannot be loaded" in summary and f"{good} is answering" in summary
+        assert f"generation {current.name} failed while answering" in caplog.text
+        assert service.generation.name == good
+        text = Generation(index / good).article
+        for answer in answers:
+            assert not answer["abstained"]
+            for citation in answer["citations"]:
+                assert text(citation["doc_id"]).text[citation["start"] : citation["end"]] == citation["quote"]
+    finally:
+        demo.close()
