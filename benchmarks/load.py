@@ -232,7 +232,7 @@ def rebuild_over_http(url: str, password: str, corpus: Path, events: list[str], 
     """Upload the new articles and rebuild, through the same endpoints as the page (admin password)."""
     from gradio_client import Client, handle_file
 
-    admin = Client(url, verbose=False, download_files=False)
+    admin = Client(url, verbose=False, download_files=False, headers={"x-admin-password": password})
     folder = Path(tempfile.mkdtemp(prefix="qa-load-upload-"))
     files = []
     for article in NEW_ARTICLES:

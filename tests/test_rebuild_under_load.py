@@ -34,7 +34,7 @@ def upload(url: str, article: dict) -> None:
     import httpx
 
     data = json.dumps(article).encode()
-    with httpx.Client(base_url=url, timeout=60) as http:
+    with httpx.Client(base_url=url, timeout=60, headers={"x-admin-password": PASSWORD}) as http:
         cached = http.post("/gradio_api/upload", files={"files": (f"{article['doc_id']}.json", data)}).json()[0]
     HttpChat(url).predict([{"path": cached, "orig_name": f"{article['doc_id']}.json",
                             "meta": {"_type": "gradio.FileData"}}], PASSWORD, api_name="/upload")
