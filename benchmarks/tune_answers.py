@@ -2,13 +2,13 @@
 
 Usage: python benchmarks/tune_answers.py --index /tmp/idx_eval [--variants baseline|fusion|dates|answers|all]
 Reads ../shared/eval/realtimeqa/{dev,dev_later_year}.jsonl (licensed: never copied into the repo).
-Prints one row per variant and, for the chosen settings, the abstention trade-off curve.
+Prints one row per retrieval variant. The reader (which sentence answers, when to abstain) is fitted and
+cross-validated by benchmarks/fit_reader.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qa.answer import AnswerSettings, ask_many  # noqa: E402
 from qa.embed import SentenceTransformerEmbedder  # noqa: E402
-from qa.evaluate import quotes_contain, read_questions, score  # noqa: E402
+from qa.evaluate import read_questions, score  # noqa: E402
 from qa.retrieve import RetrievalSettings  # noqa: E402
 from qa.store import load_generation  # noqa: E402
 
@@ -63,12 +63,6 @@ def variants(kind: str):
         "dates": [(f"date_weight={w} default_days={d}", replace(base_r, date_weight=w, default_days=d), base_a)
                   for w in (0.0, 0.25, 0.5, 1.0) for d in (8, 15)]
         + [(f"future_penalty={p}", replace(base_r, date_weight=0.5, future_penalty=p), base_a) for p in (0.5, 0.9)],
-        "answers": [(f"passages={p} decay={d} pw={w}", base_r, replace(base_a, passages=p, rank_decay=d,
-                                                                        passage_weight=w))
-                    for p in (3, 5, 8) for d in (0.15, 0.5) for w in (0.3, 0.6)]
-        + [(f"novelty={n}", base_r, replace(base_a, novelty_weight=n)) for n in (0.3, 0.6, 1.0)]
-        + [(f"min_relative={m}", base_r, replace(base_a, min_relative=m)) for m in (0.0, 0.3, 0.7)]
-        + [(f"quotes_per_article={q}", base_r, replace(base_a, quotes_per_article=q)) for q in (1, 2)],
     }
     if kind == "none":
         return []
@@ -77,30 +71,10 @@ def variants(kind: str):
     return table[kind]
 
 
-def curve(dev_answers, dev, later_answers, later):
-    """Abstention trade-off: share abstained on dev and wrong answers on later-year per threshold."""
-    rows = []
-    dev_ev = np.array([a.evidence for a in dev_answers])
-    later_ev = np.array([a.evidence for a in later_answers])
-    later_right = np.array([quotes_contain(a, q.answer_text or "") for a, q in zip(later_answers, later, strict=True)])
-    dev_right = np.array([q.answer_in_gold_article and quotes_contain(a, q.answer_text or "")
-                          for a, q in zip(dev_answers, dev, strict=True)])
-    answerable = np.array([q.answer_in_gold_article for q in dev])
-    for threshold in np.round(np.arange(0.9, 1.65, 0.05), 2):
-        rows.append({
-            "threshold": float(threshold),
-            "abstained_dev": round(float(np.mean(dev_ev < threshold)), 3),
-            "wrong_later_year": round(float(np.mean((later_ev >= threshold) & ~later_right)), 3),
-            "answer_in_quote": round(float(np.sum((dev_ev >= threshold) & dev_right) / answerable.sum()), 3),
-        })
-    return rows
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", default="/tmp/idx_eval")
     parser.add_argument("--variants", default="baseline")
-    parser.add_argument("--curve", action="store_true", help="print the abstention curve of the defaults")
     args = parser.parse_args()
     if not (EVAL / "dev.jsonl").exists():
         sys.exit(f"evaluation set not found at {EVAL}")
@@ -116,11 +90,6 @@ def main() -> None:
         later_answers, later_metrics = run(generation, embedder, later, retrieval, answering)
         cells = [str(metrics.get(k, "")) for k in keys] + [str(later_metrics.get("wrong_unanswerable", ""))]
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
-    if args.curve:
-        retrieval, answering = RetrievalSettings(), replace(AnswerSettings(), min_evidence=0.0)
-        dev_answers, _ = run(generation, embedder, dev, retrieval, answering)
-        later_answers, _ = run(generation, embedder, later, retrieval, answering)
-        print(json.dumps(curve(dev_answers, dev, later_answers, later), indent=1))
 
 
 if __name__ == "__main__":

@@ -5,13 +5,14 @@ from qa.chunk import ChunkSettings, chunk_article, split_sentences
 from qa.embed import SentenceTransformerEmbedder
 from qa.errors import QAError
 from qa.ingest import read_corpus
+from qa.reader import Reader, ReaderModel, SentenceReader
 from qa.retrieve import retrieve, retrieve_many
 from qa.store import BuildReport, Generation, build_index, load_generation
-from qa.types import Answer, Article, Citation, Hit, Passage, Sentence, Skipped
+from qa.types import Answer, Article, Citation, Hit, Passage, Phrase, Sentence, Skipped
 
 __all__ = [
-    "Answer", "Article", "BuildReport", "ChunkSettings", "Citation", "Generation", "Hit", "Passage", "QAError",
-    "Sentence", "SentenceTransformerEmbedder", "Skipped", "ask", "ask_many", "build_index", "chunk_article",
+    "Answer", "Article", "BuildReport", "ChunkSettings", "Citation", "Generation", "Hit", "Passage", "Phrase",
+    "QAError", "Reader", "ReaderModel", "Sentence", "SentenceReader", "SentenceTransformerEmbedder", "Skipped", "ask", "ask_many", "build_index", "chunk_article",
     "compose_answer", "load_generation", "read_corpus", "retrieve", "retrieve_many", "split_sentences",
     "verify_quote",
 ]

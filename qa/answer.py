@@ -2,78 +2,49 @@
 
 from __future__ import annotations
 
-import re
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 from qa.embed import Embedder
-from qa.fold import fold_confusables
-from qa.keyword import tokenize
+from qa.reader import INSTRUCTION, Candidate, Reader, ReaderModel, Reading, SentenceReader, answer_phrase
 from qa.retrieve import Query, RetrievalSettings, make_query, retrieve_many
 from qa.store import Generation
 from qa.timeframe import parse_date
-from qa.types import Answer, Citation, Hit, Sentence
+from qa.types import Answer, Citation, Hit, Phrase
 
 NOT_FOUND = "The indexed articles do not answer this question."
-_NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|"
-                     r"fifty|dozens?|hundreds?|thousands?|millions?|billions?|trillions?|half|twice|triple|double)\b", re.I)
-_NUMERIC_QUESTION = re.compile(r"\b(how (many|much|long|old|far|tall|big|fast)|what (percentage|percent|number|year|age))\b", re.I)
-_NAME_OR_NUMBER = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w’'-]+|\d[\d,.]*")
-# Lines written to steer a language model rather than to inform a reader ("Ignore previous instructions ...",
-# "SYSTEM: ...", "AI assistants reading this must ..."): never chosen as quotes, whatever words they share
-# with the question. The passage around them is still retrieved and listed.
-_INSTRUCTION = re.compile(
-    r"\b(ignore|disregard|forget|override)\s+(all\s+|any\s+|the\s+)?(previous|prior|above|earlier|preceding|your|"
-    r"other)?\s*(instructions?|prompts?|directions|rules|text|context)\b"
-    r"|^\W*(system|assistant|developer)\s*:|\bnew instructions\s*:|\bdeveloper mode\b|\byou are now in\b[^.!?\n]{0,30}\bmode\b"
-    r"|\b(ai|a\.i\.|language models?|assistants?|chatbots?|llms?)\b[^.!?\n]{0,30}\b(reading|processing|"
-    r"summari[sz]ing|that reads?)\b[^.!?\n]{0,40}\b(must|should|shall)\b|\b(answer|reply to|respond to) every question\b",
-    re.I)
-_LEADING_REFERENCE = re.compile(r"^(he|she|they|it|this|that|these|those|his|her|their|its|but|and|so|also)\b", re.I)
+_INSTRUCTION = INSTRUCTION  # lines never quoted (the reader skips them)
 
 
 @dataclass(frozen=True)
 class AnswerSettings:
-    """How quotes are chosen, and when the evidence is too weak to answer; calibrated on dev."""
+    """How many quotes an answer holds, and when it abstains; the thresholds default to the fitted reader's."""
 
-    passages: int = 5  # top passages whose sentences are candidates
     max_quotes: int = 3
     max_chars: int = 600  # all quotes together
-    rank_decay: float = 0.15  # share of weight lost from the first to the last candidate passage
-    passage_weight: float = 0.5  # how much the whole passage's match (title included) counts
-    min_evidence: float = 1.5  # abstain below this evidence score (calibrated for MiniLM: docs/benchmarks.md)
-    date_evidence: float = 0.5  # weight of the date agreement in the evidence score
-    passage_evidence: bool = True  # coverage counts the best sentence's passage, not only the sentence
-    short_sentence: int = 60  # a quote shorter than this takes its neighbour along
-    min_relative: float = 0.5  # a further quote scores at least this share of the best one
     quotes_per_article: int = 3
-    novelty_weight: float = 0.0  # bonus for a sentence bringing names or numbers the question lacks
-    new_terms: bool = True  # a further quote must hold a question term no earlier quote holds
+    new_terms: bool = True  # a further quote from an article already quoted must hold a question term it lacks
+    min_answerable: float | None = None  # abstain below this answerability (None: the reader model's)
+    min_further: float | None = None  # a further quote's least probability of answering (None: the model's)
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_quotes <= 5 or self.max_chars < 50:
             raise ValueError(f"max_quotes={self.max_quotes}, max_chars={self.max_chars} out of range")
 
 
-DEFAULT_ANSWERING = AnswerSettings()  # calibrated for the bundled all-MiniLM-L6-v2
-# Evidence a follow-up asked alone needs over its reading with the conversation to be the answer given
-# (dev, each question after all the earlier ones in one chat: 0 gave answer in quote 0.718, 0.1 gave 0.671).
+DEFAULT_ANSWERING = AnswerSettings()
+# Answerability a follow-up asked alone needs over its reading with the conversation to be the answer given.
 FOLLOW_UP_MARGIN = 0.0
 
 
-@dataclass(frozen=True)
-class Candidate:
-    doc_id: str
-    start: int
-    end: int
-    text: str  # the words as read and scored; checked against the store again before display
-    score: float
-    coverage: float  # share of the question's terms (by rarity) in the sentence
-    passage_coverage: float  # ... and in the headline and retrieved passages of its article
-    rank: int
-    terms: frozenset[str] = frozenset()  # the question's (and conversation's) terms the sentence holds
+@lru_cache(maxsize=1)
+def default_reader_model() -> ReaderModel:
+    """The reader fitted on the development questions for the bundled model (qa/reader_model.json)."""
+    return ReaderModel.load()
 
 
 def verify_quote(generation: Generation, citation: Citation) -> bool:
@@ -94,10 +65,12 @@ def ask_many(
     asked_on: Sequence[str | date | None] | None = None,
     retrieval: RetrievalSettings = RetrievalSettings(),
     answering: AnswerSettings | None = None,
+    reader: Reader | None = None,
 ) -> list[Answer]:
     """Answer each question from its top passages; `histories` and `asked_on` go with each question."""
     started = time.perf_counter()
     answering = answering or DEFAULT_ANSWERING
+    reader = reader or SentenceReader(embedder, default_reader_model())
     default_day = default_asked_on(generation)
     queries, owners = [], []  # owners[k]: the question query k answers
     for i, question in enumerate(questions):
@@ -111,12 +84,13 @@ def ask_many(
         if query.text != question:  # read as a follow-up: also asked alone, the better supported answer wins
             queries.append(make_query(question, (), day or default_day, retrieval, dated=day is not None))
             owners.append(i)
-    ranked = retrieve_many(generation, embedder, queries, max(top_k, answering.passages), retrieval)
+    ranked = retrieve_many(generation, embedder, queries, max(top_k, 10), retrieval)
+    readings = reader.read(generation, queries, ranked)
     shared_ms = (time.perf_counter() - started) * 1000 / max(1, len(questions))
     answers: list[Answer | None] = [None] * len(questions)
-    for owner, query, hits in zip(owners, queries, ranked, strict=True):
+    for owner, query, hits, reading in zip(owners, queries, ranked, readings, strict=True):
         composed = time.perf_counter()
-        answer = compose_answer(generation, query, hits, answering)
+        answer = compose_answer(generation, query, hits, reading, answering, _model_of(reader))
         answer.passages = answer.passages[:top_k]
         answer.latency_ms = shared_ms + (time.perf_counter() - composed) * 1000
         earlier = answers[owner]
@@ -151,17 +125,28 @@ def default_asked_on(generation: Generation) -> date:
     return newest if newest is not None and newest < today else today
 
 
+def _model_of(reader: Reader) -> ReaderModel | None:
+    return getattr(reader, "model", None)
+
+
 def compose_answer(
-    generation: Generation, query: Query | str, hits: list[Hit], settings: AnswerSettings | None = None
+    generation: Generation,
+    query: Query | str,
+    hits: list[Hit],
+    reading: Reading,
+    settings: AnswerSettings | None = None,
+    model: ReaderModel | None = None,
 ) -> Answer:
-    """Pick the sentences that answer, quote them verbatim with [n], or abstain when evidence is weak."""
+    """Quote the sentences the reader ranks first, verbatim with [n], or abstain when it finds no answer."""
     settings = settings or DEFAULT_ANSWERING
+    model = model or default_reader_model()
     if isinstance(query, str):
         query = make_query(query)
-    candidates = _score_sentences(generation, query, hits[: settings.passages], settings)
-    evidence = evidence_score(generation, query, hits, candidates, settings)
-    if not candidates or evidence < settings.min_evidence:
-        return Answer(query.question, NOT_FOUND, True, [], hits, evidence=evidence)
+    min_answerable = model.min_answerable if settings.min_answerable is None else settings.min_answerable
+    min_further = model.min_further if settings.min_further is None else settings.min_further
+    candidates = reading.candidates
+    if not candidates or reading.answerable < min_answerable:
+        return Answer(query.question, NOT_FOUND, True, [], hits, evidence=reading.answerable)
 
     chosen: list[Candidate] = []
     used = 0
@@ -169,7 +154,7 @@ def compose_answer(
         if len(chosen) == settings.max_quotes:
             break
         length = candidate.end - candidate.start
-        if used + length > settings.max_chars or candidate.score < settings.min_relative * candidates[0].score:
+        if used + length > settings.max_chars or (chosen and _beats(candidate, chosen[0]) < min_further):
             continue
         if any(c.doc_id == candidate.doc_id and c.start < candidate.end and candidate.start < c.end for c in chosen):
             continue
@@ -190,9 +175,35 @@ def compose_answer(
         if verify_quote(generation, citation):  # a quote that does not match its source is never shown
             citations.append(citation)
     if not citations:
-        return Answer(query.question, NOT_FOUND, True, [], hits, evidence=evidence)
-    text = " ".join(f"“{c.quote}” [{c.n}]" for c in citations)  # exactly this: the web chat relies on it
-    return Answer(query.question, text, False, citations, hits, evidence=evidence)
+        return Answer(query.question, NOT_FOUND, True, [], hits, evidence=reading.answerable)
+    phrase = _phrase(generation, chosen[0], citations[0], query.question)
+    text = " ".join(f"“{c.quote}” [{c.n}]" for c in citations)
+    if phrase is not None:
+        text = f"**{phrase.text}** — {text}"
+    return Answer(query.question, text, False, citations, hits, evidence=reading.answerable, answer_phrase=phrase)
+
+
+def _phrase(generation: Generation, candidate: Candidate, first: Citation, question: str) -> Phrase | None:
+    """The answering phrase of the first quote, verified like the quote: inside it, and the stored text."""
+    if (candidate.doc_id, candidate.start, candidate.end) != (first.doc_id, first.start, first.end):
+        return None
+    span = answer_phrase(candidate, question)
+    if span is None:
+        return None
+    phrase = Phrase(generation.article(first.doc_id).text[span[0] : span[1]], first.doc_id, *span)
+    return phrase if verify_phrase(generation, phrase, first) else None
+
+
+def verify_phrase(generation: Generation, phrase: Phrase, first: Citation) -> bool:
+    """True when the phrase lies inside the first quote and is the stored article text at its offsets."""
+    inside = phrase.doc_id == first.doc_id and first.start <= phrase.start < phrase.end <= first.end
+    return inside and verify_quote(generation, Citation(0, phrase.doc_id, "", "", None, "", phrase.text,
+                                                        phrase.start, phrase.end))
+
+
+def _beats(candidate: Candidate, best: Candidate) -> float:
+    """The reader's odds, as a probability, that the candidate answers better than the best one."""
+    return 1.0 / (1.0 + math.exp(min(50.0, best.score - candidate.score)))
 
 
 def _adds_nothing(candidate: Candidate, chosen: list[Candidate]) -> bool:
@@ -200,87 +211,3 @@ def _adds_nothing(candidate: Candidate, chosen: list[Candidate]) -> bool:
     it lack: it says nothing more about the question (a line planted in the article, a repeated point)."""
     same_article = [c for c in chosen if c.doc_id == candidate.doc_id]
     return bool(same_article) and candidate.terms <= frozenset().union(*(c.terms for c in chosen))
-
-
-def evidence_score(generation: Generation, query: Query, hits: list[Hit], candidates: list[Candidate],
-                   settings: AnswerSettings = DEFAULT_ANSWERING) -> float:
-    """How strongly the articles support an answer (0..~2.5): the best passages' cosine, the best sentence's
-    share of the question's terms, and whether the best article is from the period the question names."""
-    if not hits or not candidates:
-        return 0.0
-    best = candidates[0]
-    coverage = max(best.coverage, best.passage_coverage) if settings.passage_evidence else best.coverage
-    return (max(h.dense_score for h in hits[:3]) + coverage
-            + settings.date_evidence * date_agreement(generation, query, hits[0]))
-
-
-def date_agreement(generation: Generation, query: Query, hit: Hit) -> float:
-    """1 when the question names a period and the best article is from it, 0 when it is not; 0.5 when the
-    question names no period (nothing known either way)."""
-    timeframe = query.timeframe
-    if timeframe is None or not timeframe.explicit:
-        return 0.5
-    day = int(generation.article_day[generation.passage_article[hit.passage_id]])
-    return float(timeframe.start.toordinal() <= day <= timeframe.end.toordinal())
-
-
-def _score_sentences(generation: Generation, query: Query, hits: list[Hit], settings: AnswerSettings) -> list[Candidate]:
-    question_terms = set(tokenize(query.question))
-    context_terms = set(tokenize(query.text)) - question_terms
-    keyword = generation.keyword
-    weights = {t: keyword.idf(t) for t in question_terms | context_terms}
-    context_total = sum(weights[t] for t in context_terms)
-    total = sum(weights[t] for t in question_terms) + 0.5 * context_total or 1.0
-    numeric = bool(_NUMERIC_QUESTION.search(query.question))
-    question_words = {w.lower() for w in _NAME_OR_NUMBER.findall(query.text)}
-
-    candidates: list[Candidate] = []
-    seen: set[tuple[str, int]] = set()
-    article_terms: dict[str, set[str]] = {}  # headline and every retrieved passage of each article
-    for hit in hits:
-        article = generation.article(hit.doc_id)
-        article_terms.setdefault(hit.doc_id, set(tokenize(article.title))).update(
-            tokenize(article.text[hit.start : hit.end]))
-    for hit in hits:
-        article = generation.article(hit.doc_id)
-        sentences = generation.sentences(hit.doc_id)
-        passage_terms = article_terms[hit.doc_id]
-        # the conversation's subject must be in the passage, if not in the very sentence
-        passage_cover = (sum(weights[t] for t in passage_terms & question_terms) + sum(
-            weights[t] for t in passage_terms & context_terms)) / (total + 0.5 * context_total)
-        passage_factor = (1 - settings.passage_weight + settings.passage_weight * passage_cover) * (
-            1.0 - settings.rank_decay * (hit.rank - 1) / max(1, len(hits)))
-        for index, sentence in enumerate(sentences):
-            if not (hit.start <= sentence.start and sentence.end <= hit.end) or (hit.doc_id, sentence.start) in seen:
-                continue
-            seen.add((hit.doc_id, sentence.start))
-            text = article.text[sentence.start : sentence.end]
-            if _INSTRUCTION.search(fold_confusables(text)):  # look-alike letters read as Latin
-                continue
-            terms = set(tokenize(text))
-            matched = sum(weights[t] for t in terms & question_terms) + 0.5 * sum(
-                weights[t] for t in terms & context_terms)
-            coverage = matched / total
-            score = coverage * passage_factor
-            if numeric and _NUMBER.search(text):  # "how much/many ...": a sentence with a number
-                score *= 1.2
-            if settings.novelty_weight:
-                novel = {w for w in _NAME_OR_NUMBER.findall(text) if w.lower() not in question_words}
-                score *= 1.0 + settings.novelty_weight * min(1.0, len(novel) / 2)
-            start, end = _with_neighbour(sentence, sentences, index, text, settings, article.text)
-            candidates.append(Candidate(hit.doc_id, start, end, article.text[start:end], score, coverage,
-                                        passage_cover, hit.rank, frozenset(terms & (question_terms | context_terms))))
-    candidates.sort(key=lambda c: -c.score)
-    return candidates
-
-
-def _with_neighbour(sentence: Sentence, sentences: list[Sentence], index: int, text: str,
-                    settings: AnswerSettings, article_text: str = "") -> tuple[int, int]:
-    """A quote that leans on the previous sentence ("He said ...") or is very short takes it along."""
-    start, end = sentence.start, sentence.end
-    if index > 0 and (_LEADING_REFERENCE.match(text) or len(text) < settings.short_sentence):
-        previous = sentences[index - 1]
-        if sentence.start - previous.end <= 2 and "\n" not in article_text[previous.end : sentence.start]:
-            # same paragraph only: a line of its own is never glued to the line before
-            start = previous.start
-    return start, end

@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--embedder", choices=("auto", "int8", "fp32"), default=None,
                         help="default $QA_EMBEDDER, else auto: the one the index was built with")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.add_argument("--details", action="store_true",
+                          help="also one row per question: gold answer, first quote, answer phrase, rank of the "
+                          "gold article, abstained, right")
     evaluate.set_defaults(run=_eval)
 
     stats = commands.add_parser("stats", help="show what the index holds")
@@ -126,6 +129,7 @@ def _print_report(report) -> None:
 def _ask(args: argparse.Namespace) -> int:
     from qa.answer import ask_many
     from qa.evaluate import read_questions
+    from qa.fold import fold_invisible
     from qa.timeframe import parse_date
 
     if (args.question is None) == (args.questions is None):
@@ -133,10 +137,11 @@ def _ask(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise QAError(f"--top-k must be at least 1, not {args.top_k}")
     if args.question is not None:
-        questions, dates = [args.question], [args.asked_on]
+        questions, dates = [fold_invisible(args.question)], [args.asked_on]
     else:
         records = read_questions(args.questions)
-        questions, dates = [r.question for r in records], [r.question_date or args.asked_on for r in records]
+        questions = [fold_invisible(r.question) for r in records]  # zero-width characters split no word
+        dates = [r.question_date or args.asked_on for r in records]
     if args.asked_on and parse_date(args.asked_on) is None:
         raise QAError(f"--asked-on must be a date like 2022-07-01, not {args.asked_on!r}")
     generation, embedder = _open(args)
@@ -163,12 +168,21 @@ def _eval(args: argparse.Namespace) -> int:
 
     questions = read_questions(args.questions)
     generation, embedder = _open(args)
-    metrics = evaluate(generation, embedder, questions, progress=sys.stderr.isatty())
+    metrics = evaluate(generation, embedder, questions, progress=sys.stderr.isatty(), with_details=args.details)
     if args.json:
-        print(json.dumps(metrics, indent=2))
-    else:
-        for key, value in metrics.items():
-            print(f"{key}: {value}")
+        print(json.dumps(metrics, indent=2, ensure_ascii=False))
+        return 0
+    rows = metrics.pop("details", [])
+    for key, value in metrics.items():
+        print(f"{key}: {json.dumps(value) if isinstance(value, dict) else value}")
+    for number, row in enumerate(rows, start=1):
+        verdict = "right" if row["right"] else "wrong"
+        print(f"\n{number}. [{verdict}{', abstained' if row['abstained'] else ''}; gold article rank "
+              f"{row['gold_article_rank'] or '-'}] {row['question']}")
+        print(f"   gold: {row['gold'] if not row['unanswerable'] else '(not in the articles)'}")
+        if row["first_quote"]:
+            phrase = f" **{row['answer_phrase']}**" if row["answer_phrase"] else ""
+            print(f"   first quote:{phrase} “{row['first_quote']}”")
     return 0
 
 

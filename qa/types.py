@@ -77,6 +77,16 @@ class Citation:
     end: int
 
 
+@dataclass(frozen=True)
+class Phrase:
+    """The words of the first quote that answer the question (a number, amount, date, name or place)."""
+
+    text: str
+    doc_id: str
+    start: int  # offsets into the article text, inside the first citation's quote
+    end: int
+
+
 @dataclass
 class Answer:
     """What `ask` returns: answer text made of quotes, their citations and the ranked passages."""
@@ -87,4 +97,5 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     passages: list[Hit] = field(default_factory=list)
     latency_ms: float = 0.0
-    evidence: float = 0.0  # strength of the best supporting passage and sentence; abstains below a threshold
+    evidence: float = 0.0  # the reader's probability that the articles answer; abstains below a threshold
+    answer_phrase: Phrase | None = None

@@ -43,14 +43,14 @@ class FakeEmbedder:
 
 @pytest.fixture(autouse=True)
 def uncalibrated_abstention(request, monkeypatch):
-    """The abstention threshold is calibrated for the real model; fake-embedder tests answer whatever
-    the evidence (tests of abstention itself set their own threshold)."""
+    """The answerability threshold is fitted for the real model; fake-embedder tests answer whatever the
+    reader's answerability (tests of abstention itself set their own threshold)."""
     if request.node.get_closest_marker("model") is None:
         from dataclasses import replace
 
         import qa.answer
 
-        monkeypatch.setattr(qa.answer, "DEFAULT_ANSWERING", replace(qa.answer.DEFAULT_ANSWERING, min_evidence=0.0))
+        monkeypatch.setattr(qa.answer, "DEFAULT_ANSWERING", replace(qa.answer.DEFAULT_ANSWERING, min_answerable=0.0))
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from datetime import date
 import pytest
 
 from qa.answer import NOT_FOUND, AnswerSettings, ask, ask_many, compose_answer, verify_quote
+from qa.reader import SentenceReader
 from qa.retrieve import make_query, retrieve_many
 from qa.types import Sentence
 from tests.conftest import FakeEmbedder
@@ -15,7 +16,8 @@ ASKED = date(2025, 7, 16)
 def _compose(generation, question, settings=None):
     query = make_query(question, asked_on=ASKED)
     hits = retrieve_many(generation, FakeEmbedder(), [query], 10)[0]
-    return compose_answer(generation, query, hits, settings)
+    reading = SentenceReader(FakeEmbedder()).read(generation, [query], [hits])[0]
+    return compose_answer(generation, query, hits, reading, settings)
 
 
 def test_answer_quotes_the_sentence_that_answers(generation):
@@ -63,8 +65,8 @@ def test_a_quote_that_does_not_match_its_source_is_never_shown(generation, monke
     assert answer.passages  # the closest passages are still listed
 
 
-def test_weak_evidence_abstains_with_the_closest_passages(generation):
-    strict = AnswerSettings(min_evidence=5.0)
+def test_below_the_answerability_threshold_it_abstains_with_the_closest_passages(generation):
+    strict = AnswerSettings(min_answerable=1.01)
     answer = _compose(generation, "What is the capital of the planet Zorg?", strict)
     assert answer.abstained and answer.answer == NOT_FOUND and answer.citations == []
     assert len(answer.passages) >= 3
@@ -110,7 +112,7 @@ def test_a_further_quote_from_the_same_article_must_add_a_term_of_the_question(t
     assert "begin in September" in quotes[0] and not any("SYSTEM" in q for q in quotes), quotes
     import qa.answer
 
-    rule_off = replace(qa.answer.DEFAULT_ANSWERING, new_terms=False)
+    rule_off = replace(qa.answer.DEFAULT_ANSWERING, new_terms=False, min_further=0.0)  # and any further quote
     quotes = [c.quote for c in _compose(generation, question, rule_off).citations]
     assert any("SYSTEM" in q for q in quotes), quotes
 

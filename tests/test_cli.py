@@ -62,7 +62,14 @@ def test_ask_json_format_and_model_mismatch(tmp_path, fake_embedder):
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["question"] for line in lines] == ["How many homes lost power?", "Who won the chess championship?"]
     for line in lines:
-        assert set(line) == {"question", "answer", "abstained", "citations", "passages", "latency_ms"}
+        assert set(line) == {"question", "answer", "abstained", "citations", "passages", "latency_ms",
+                             "answer_phrase"}
+        phrase = line["answer_phrase"]
+        if phrase is not None:  # the answering words, inside the first quote, at their article offsets
+            first = line["citations"][0]
+            assert set(phrase) == {"text", "doc_id", "start", "end"} and phrase["doc_id"] == first["doc_id"]
+            assert first["start"] <= phrase["start"] < phrase["end"] <= first["end"]
+            assert first["quote"][phrase["start"] - first["start"] : phrase["end"] - first["start"]] == phrase["text"]
         assert len(line["passages"]) == 2
         assert set(line["passages"][0]) == {"rank", "passage_id", "doc_id", "score", "start", "end", "also_in"}
         assert line["abstained"] == (not line["citations"])

@@ -1,0 +1,568 @@
+"""Ranked passages + question -> scored answer candidates: which sentence answers, how sure, and its phrase.
+
+The reader behind `compose_answer`. It scores every sentence of the top passages with a logistic model over a
+few signals (the question's terms by rarity, the bundled model's cosine of question and sentence, whether the
+sentence holds the kind of answer the question asks for, the passage's rank and match, the article's date),
+and scores the question's answerability from its best candidates. The weights are fitted on the development
+questions by `benchmarks/fit_reader.py` (cross-validated there) and shipped in `reader_model.json` with the
+embedding model they belong to.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from qa.embed import Embedder
+from qa.fold import fold_confusables
+from qa.keyword import tokenize
+from qa.retrieve import Query
+from qa.store import Generation
+from qa.timeframe import parse_date
+from qa.types import Hit, Sentence
+
+MODEL_FILE = Path(__file__).with_name("reader_model.json")
+
+# Lines written to steer a language model rather than to inform a reader ("Ignore previous instructions ...",
+# "SYSTEM: ...", "AI assistants reading this must ..."): never chosen as quotes, whatever words they share
+# with the question. The passage around them is still retrieved and listed.
+INSTRUCTION = re.compile(
+    r"\b(ignore|disregard|forget|override)\s+(all\s+|any\s+|the\s+)?(previous|prior|above|earlier|preceding|your|"
+    r"other)?\s*(instructions?|prompts?|directions|rules|text|context)\b"
+    r"|^\W*(system|assistant|developer)\s*:|\bnew instructions\s*:|\bdeveloper mode\b|\byou are now in\b[^.!?\n]{0,30}\bmode\b"
+    r"|\b(ai|a\.i\.|language models?|assistants?|chatbots?|llms?)\b[^.!?\n]{0,30}\b(reading|processing|"
+    r"summari[sz]ing|that reads?)\b[^.!?\n]{0,40}\b(must|should|shall)\b|\b(answer|reply to|respond to) every question\b",
+    re.I,
+)
+_LEADING_REFERENCE = re.compile(r"^(he|she|they|it|this|that|these|those|his|her|their|its|but|and|so|also)\b", re.I)
+SHORT_SENTENCE = 60  # a quote shorter than this takes the sentence before it along
+
+# --- the kind of answer a question asks for, and the phrases of a sentence that are of that kind ---------------
+
+AMOUNT, NUMBER, DATE, NAME = "amount", "number", "date", "name"
+_QUESTION_KIND = [
+    (
+        re.compile(
+            r"\bhow much\b(?! (time|longer|later|earlier|farther|further)\b)|\bwhat (price|sum|amount|percentage|"
+            r"percent|share|proportion|fraction|rate)\b",
+            re.I,
+        ),
+        AMOUNT,
+    ),
+    (
+        re.compile(
+            r"\bhow (many|much|long|old|far|tall|big|large|fast|high|deep|often)\b|\bwhat (percentage|percent|"
+            r"share|number|amount|proportion|fraction|price|sum|age|rate|total)\b",
+            re.I,
+        ),
+        NUMBER,
+    ),
+    (
+        re.compile(
+            r"^\W*when\b|\bwhat (year|day|date|month|time)\b|\bwhich (year|day|date|month)\b|\bwhen (did|does|"
+            r"do|is|was|will|were|are)\b",
+            re.I,
+        ),
+        DATE,
+    ),
+    (
+        re.compile(
+            r"\b(who|whom|whose|where)\b|\b(which|what) (company|companies|country|countries|city|cities|state|"
+            r"states|team|firm|group|organi[sz]ation|agency|party|person|man|woman|country's|nation|place|town|"
+            r"region|province|county|show|film|movie|book|song|brand|airline|university|court)\b",
+            re.I,
+        ),
+        NAME,
+    ),
+]
+_MONTH = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|"
+    r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
+)
+_WEEKDAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+_DATE_SPAN = re.compile(
+    rf"\b(?:{_WEEKDAY},?\s+)?{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?\b"
+    rf"|\b(?:{_WEEKDAY},?\s+)?\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\b(?:,?\s+\d{{4}})?"
+    rf"|\b(?:early |late |mid-?)?{_MONTH}\.?(?:,?\s+(?:1[89]|20)\d{{2}})\b"
+    rf"|\b(?:in |since |by |until )(?:early |late |mid-?)?{_MONTH}\b"
+    rf"|\b(?:1[89]|20)\d{{2}}s?\b|\b{_WEEKDAY}\b|\b\d{{1,2}}(?::\d{{2}})?\s?(?:a\.m\.|p\.m\.|am|pm)\b"
+    r"|\b(?:yesterday|today|tonight|last (?:week|month|year|night)|this (?:week|month|year|morning))\b"
+)
+_SCALE = r"(?:thousand|million|billion|trillion|hundred|bn|m|k|percent|per cent|%)"
+_NUMBER_WORDS = (
+    r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+    r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
+    r"hundreds|thousands|millions|billions|dozens?|a dozen|half)"
+)
+_CURRENCY = r"(?:dollars?|euros?|pounds?|yuan|yen|rupees?|pesos?|cents?|francs?|won|rubles?|roubles?)"
+_NUMBER_SPAN = re.compile(
+    rf"(?:[$€£¥]|US\$|Rs\.?\s?)?\d[\d,]*(?:\.\d+)?(?:\s?-\s?\d[\d,]*(?:\.\d+)?)?(?:\s?{_SCALE}\b|%)?"
+    rf"(?:\s{_CURRENCY}\b)?|\b{_NUMBER_WORDS}(?:[\s-]+{_NUMBER_WORDS})*(?:\s{_SCALE}\b)?(?:\s{_CURRENCY}\b)?",
+    re.I,
+)
+# what makes a number an amount ("how much"): money, a share, or a scale
+_AMOUNT_MARK = re.compile(
+    rf"[$€£¥%]|\bRs\b|\b{_CURRENCY}\b|\b(?:percent|per cent|thousand|million|billion|trillion|"
+    r"bn|m|k)\b",
+    re.I,
+)
+_NAME_SPAN = re.compile(
+    r"(?:[“\"‘'])?\b[A-Z][\w’'.&-]*(?:\s+(?:(?:of|the|de|da|del|van|von|al|bin|for|and|on|in)\s+)?[A-Z][\w’'.&-]*)*"
+    r"(?:[”\"’'])?"
+)
+
+
+_NEXT_WORD = re.compile(r"\s+([A-Za-z][\w-]*)")
+
+
+_AUXILIARY = frozenset("is are was were be been being has have had do does did will would can could".split())
+_WHERE = re.compile(
+    r"\bwhere\b|\b(which|what) (country|countries|city|cities|state|states|place|town|region|"
+    r"province|county)\b",
+    re.I,
+)
+_PLACE_BEFORE = re.compile(r"\b(in|at|on|near|from|to|across|outside|inside)\s+(the\s+)?$", re.I)
+
+
+def question_kind(question: str) -> str | None:
+    """The kind of phrase a question asks for (a number or amount, a date, a name or place), or None."""
+    for pattern, kind in _QUESTION_KIND:
+        if pattern.search(question):
+            return kind
+    return None
+
+
+def answer_spans(text: str, kind: str | None, question: str) -> list[tuple[int, int]]:
+    """Spans of `text` of the asked-for kind that the question does not already hold, in order."""
+    if kind is None:
+        return []
+    asked = {w.lower() for w in re.findall(r"\w+", question)}
+    if kind in (NUMBER, AMOUNT):
+        dates = [m.span() for m in _DATE_SPAN.finditer(text)]  # "March 3, 2024" holds no count
+        found = [
+            m.span()
+            for m in _NUMBER_SPAN.finditer(text)
+            if not any(s <= m.start() < e or s < m.end() <= e for s, e in dates)
+            and (kind == NUMBER or _AMOUNT_MARK.search(m.group()))
+        ]
+    elif kind == DATE:
+        found = [m.span() for m in _DATE_SPAN.finditer(text)]
+    else:
+        found = [m.span() for m in _NAME_SPAN.finditer(text)]
+        found = [(s, e) for s, e in found if not (s == 0 and " " not in text[s:e])]  # a sentence's first word
+    subject = {
+        w.lower() for w in re.findall(r"\b[A-Z]\w+", question)[1:]
+    }  # names the question gives (not its 1st word)
+    spans = []
+    for start, end in found:
+        words = {w.lower() for w in re.findall(r"\w+", text[start:end])}
+        if kind == NAME and (_last_word(text[start:end]) in subject or _DATE_SPAN.fullmatch(text[start:end])):
+            continue  # "Foreign Minister Ishaq Dar" does not answer "who did Dar call?", nor "Saturday" a "who"
+        if words and not words <= asked and any(c.isalnum() for c in text[start:end]):
+            start, end = _trim(text, start, end)
+            if kind == NUMBER:  # "how many new trees": the count and its unit ("2,000 new trees")
+                end = _with_unit(text, end, question)
+            spans.append((start, end))
+    return spans
+
+
+def _with_unit(text: str, end: int, question: str) -> int:
+    """A count's end moved past the words that follow it in the question too: the unit the question names.
+    Up to two words, the second only where the question has the two together and not at its very end (the
+    verb that closes "how many residents left?")."""
+    asked = [w.lower() for w in re.findall(r"[\w'-]+", question)]
+    taken: list[str] = []
+    for _ in range(2):
+        unit = _NEXT_WORD.match(text, end)
+        word = unit.group(1).lower() if unit else ""
+        if len(word) < 3 or word in _AUXILIARY or word not in asked:
+            break
+        if taken:
+            i = asked.index(taken[-1])
+            if i + 2 >= len(asked) or asked[i + 1] != word:
+                break
+        taken.append(word)
+        end = unit.end()
+    return end
+
+
+def _last_word(span: str) -> str:
+    words = re.findall(r"\w+", span)
+    return words[-1].lower() if words else ""
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start] in " \t,":
+        start += 1
+    while end > start and text[end - 1] in " \t,.":
+        end -= 1
+    return start, end
+
+
+# --- candidates and their features --------------------------------------------------------------------------------
+
+FEATURES = (
+    "coverage",
+    "coverage_gap",
+    "neighbours",
+    "coverage_neighbours",
+    "passage_coverage",
+    "cosine",
+    "cosine_gap",
+    "kind_match",
+    "kind_missing",
+    "new_name",
+    "first_rank",
+    "rank",
+    "dense",
+    "date",
+    "lead",
+    "length",
+)
+CHEAP = tuple(f for f in FEATURES if not f.startswith("cosine"))  # the features known before any embedding
+
+
+@dataclass
+class Candidate:
+    """A sentence that may answer: its quote span (with the sentence before it, when it leans on it), the
+    question's terms it holds, its features and its probability of holding the answer."""
+
+    doc_id: str
+    start: int  # quote offsets into the article text
+    end: int
+    text: str  # the quote as read; checked against the store again before display
+    sentence: str  # the sentence alone, which is what is scored
+    sentence_start: int
+    rank: int
+    terms: frozenset[str] = frozenset()
+    features: dict[str, float] = field(default_factory=dict)
+    score: float = 0.0  # how well it answers, by the fitted model: score differences are log-odds of answering better
+    phrases: list[tuple[int, int]] = field(default_factory=list)  # answer-kind spans, article offsets
+
+
+@dataclass
+class Reading:
+    """What a reader says about one question: its candidates, best first, and how answerable it is."""
+
+    candidates: list[Candidate]
+    answerable: float  # probability that the articles answer the question
+    kind: str | None = None
+
+
+class Reader(Protocol):
+    def read(self, generation: Generation, queries: Sequence[Query], ranked: Sequence[list[Hit]]) -> list[Reading]:
+        """One Reading per query, from its ranked passages."""
+
+
+@dataclass(frozen=True)
+class Logistic:
+    """A fitted logistic model over named features, standardised: p = sigmoid(b + w . (x - mean) / scale)."""
+
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    weights: tuple[float, ...]
+    bias: float
+
+    def logit(self, rows: np.ndarray) -> np.ndarray:
+        x = (rows - np.asarray(self.mean)) / np.asarray(self.scale)
+        return x @ np.asarray(self.weights) + self.bias
+
+    def probability(self, rows: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.logit(rows)))
+
+    def as_dict(self) -> dict:
+        return {
+            "features": list(self.features),
+            "mean": list(self.mean),
+            "scale": list(self.scale),
+            "weights": list(self.weights),
+            "bias": self.bias,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Logistic:
+        return cls(
+            tuple(data["features"]),
+            tuple(data["mean"]),
+            tuple(data["scale"]),
+            tuple(data["weights"]),
+            float(data["bias"]),
+        )
+
+
+# Only signals whose direction holds on any corpus. With more (coverage maxima, margin, passage cosine, share of
+# kind matches) the fit gave several of them negative weights, true of the evaluation corpus (its unanswerable
+# questions are about stories it covers) but not of others: plain questions on the sample corpus were refused.
+ANSWERABILITY = ("best", "best_cosine", "date")
+
+
+@dataclass(frozen=True)
+class ReaderModel:
+    """The fitted reader: a cheap sentence model (no embedding) that picks which sentences to embed, the full
+    sentence model, the answerability model, and the few thresholds chosen by cross-validation."""
+
+    model_id: str  # the embedding model the cosines come from
+    cheap: Logistic
+    sentence: Logistic
+    answerability: Logistic
+    min_answerable: float = 0.5  # abstain below this answerability
+    min_further: float = 0.5  # a further quote's least odds of answering better than the first, as a probability
+    embed_top: int = 12  # sentences embedded per question (by the cheap model's order)
+    passages: int = 5  # top passages whose sentences are candidates
+    fitted_on: dict = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> None:
+        data = {
+            "model_id": self.model_id,
+            "cheap": self.cheap.as_dict(),
+            "sentence": self.sentence.as_dict(),
+            "answerability": self.answerability.as_dict(),
+            "min_answerable": self.min_answerable,
+            "min_further": self.min_further,
+            "embed_top": self.embed_top,
+            "passages": self.passages,
+            "fitted_on": self.fitted_on,
+        }
+        Path(path).write_text(json.dumps(data, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path = MODEL_FILE) -> ReaderModel:
+        data = json.loads(Path(path).read_text())
+        return cls(
+            data["model_id"],
+            Logistic.from_dict(data["cheap"]),
+            Logistic.from_dict(data["sentence"]),
+            Logistic.from_dict(data["answerability"]),
+            data["min_answerable"],
+            data["min_further"],
+            data["embed_top"],
+            data["passages"],
+            data.get("fitted_on", {}),
+        )
+
+
+def base_model_id(model_id: str) -> str:
+    """The model a reader was fitted for, whatever the precision it runs at (int8 and fp32 share weights)."""
+    return model_id.removesuffix("-int8")
+
+
+class SentenceReader:
+    """The default reader: a fitted logistic model over sentence features (see the module's docstring)."""
+
+    def __init__(self, embedder: Embedder, model: ReaderModel | None = None):
+        self.embedder = embedder
+        self.model = model or ReaderModel.load()
+
+    def read(self, generation: Generation, queries: Sequence[Query], ranked: Sequence[list[Hit]]) -> list[Reading]:
+        model = self.model
+        pools = [candidates_for(generation, q, hits[: model.passages]) for q, hits in zip(queries, ranked, strict=True)]
+        # cheap model first, then the bundled model's cosine for the best `embed_top` of each question, in one call
+        shortlists = []
+        for pool in pools:
+            if pool:
+                cheap = model.cheap.logit(feature_rows(pool, model.cheap.features))
+                order = np.argsort(-cheap, kind="stable")[: model.embed_top]
+                shortlists.append([pool[i] for i in order])
+            else:
+                shortlists.append([])
+        add_cosines(self.embedder, queries, shortlists)
+        readings = []
+        for query, shortlist in zip(queries, shortlists, strict=True):
+            readings.append(score_candidates(model, query, shortlist))
+        return readings
+
+
+def score_candidates(model: ReaderModel, query: Query, shortlist: list[Candidate]) -> Reading:
+    """Probabilities for a question's shortlisted candidates (cosines known), best first, and answerability."""
+    kind = question_kind(query.question)
+    if not shortlist:
+        return Reading([], 0.0, kind)
+    scores = model.sentence.logit(feature_rows(shortlist, model.sentence.features))
+    for candidate, score in zip(shortlist, scores, strict=True):
+        candidate.score = float(score)
+    shortlist = sorted(shortlist, key=lambda c: -c.score)
+    row = answerability_row(shortlist, kind)
+    answerable = float(model.answerability.probability(np.array([[row[f] for f in model.answerability.features]]))[0])
+    return Reading(shortlist, answerable, kind)
+
+
+def answerability_row(ranked: list[Candidate], kind: str | None) -> dict[str, float]:
+    """Question-level signals from its candidates, best first."""
+    best = ranked[0]
+    second = ranked[1].score if len(ranked) > 1 else best.score - 5.0
+    return {
+        "best": best.score,
+        "margin": best.score - second,
+        "best_cosine": max(c.features["cosine"] for c in ranked),
+        "kind_match": best.features["kind_match"],
+        "kind_share": float(np.mean([c.features["kind_match"] for c in ranked[:3]])),
+        "typed": float(kind is not None),
+        "dense": best.features["dense"],
+        "date": best.features["date"],
+    }
+
+
+def feature_rows(candidates: Sequence[Candidate], names: Sequence[str]) -> np.ndarray:
+    return np.array([[c.features[n] for n in names] for c in candidates], dtype=np.float64).reshape(-1, len(names))
+
+
+def add_cosines(embedder: Embedder, queries: Sequence[Query], shortlists: Sequence[list[Candidate]]) -> None:
+    """The bundled model's cosine of each question and each of its shortlisted sentences, in one embedding call."""
+    texts = []
+    for query, shortlist in zip(queries, shortlists, strict=True):
+        if shortlist:
+            texts.append(query.question)
+            texts.extend(c.sentence for c in shortlist)
+    if not texts:
+        return
+    vectors = embedder.embed(texts)
+    row = 0
+    for shortlist in shortlists:
+        if not shortlist:
+            continue
+        question = vectors[row]
+        cosines = vectors[row + 1 : row + 1 + len(shortlist)] @ question
+        row += 1 + len(shortlist)
+        best = float(cosines.max())
+        for candidate, cosine in zip(shortlist, cosines.tolist(), strict=True):
+            candidate.features["cosine"] = cosine
+            candidate.features["cosine_gap"] = cosine - best
+
+
+def candidates_for(generation: Generation, query: Query, hits: list[Hit]) -> list[Candidate]:
+    """Every sentence of the passages, with the features known before embedding (cosines are added later)."""
+    question_terms = set(tokenize(query.question))
+    context_terms = set(tokenize(query.text)) - question_terms
+    keyword = generation.keyword
+    weights = {t: keyword.idf(t) for t in question_terms | context_terms}
+    context_total = sum(weights[t] for t in context_terms)
+    total = sum(weights[t] for t in question_terms) + 0.5 * context_total or 1.0
+    kind = question_kind(query.question)
+
+    article_terms: dict[str, set[str]] = {}  # headline and every retrieved passage of each article
+    for hit in hits:
+        article = generation.article(hit.doc_id)
+        article_terms.setdefault(hit.doc_id, set(tokenize(article.title))).update(
+            tokenize(article.text[hit.start : hit.end])
+        )
+    candidates: list[Candidate] = []
+    seen: set[tuple[str, int]] = set()
+    for hit in hits:
+        article = generation.article(hit.doc_id)
+        sentences = generation.sentences(hit.doc_id)
+        held = article_terms[hit.doc_id]
+        agreement = _date_agreement(generation, query, hit.doc_id)
+        passage_coverage = (
+            sum(weights[t] for t in held & question_terms) + sum(weights[t] for t in held & context_terms)
+        ) / (total + 0.5 * context_total)
+        for index, sentence in enumerate(sentences):
+            if not (hit.start <= sentence.start and sentence.end <= hit.end) or (hit.doc_id, sentence.start) in seen:
+                continue
+            seen.add((hit.doc_id, sentence.start))
+            text = article.text[sentence.start : sentence.end]
+            if INSTRUCTION.search(fold_confusables(text)):  # look-alike letters read as Latin
+                continue
+            terms = set(tokenize(text))
+            matched = terms & (question_terms | context_terms)
+            coverage = (
+                sum(weights[t] for t in terms & question_terms) + 0.5 * sum(weights[t] for t in terms & context_terms)
+            ) / total
+            # the sentences either side often name the subject that the answering sentence leaves out
+            around = set(tokenize(article.text[sentences[max(0, index - 1)].start : sentence.start]))
+            if index + 1 < len(sentences):
+                around |= set(tokenize(article.text[sentence.end : sentences[index + 1].end]))
+            neighbours = sum(weights[t] for t in (around - terms) & question_terms) / total
+            spans = answer_spans(text, kind, query.question)
+            names = spans if kind == NAME else answer_spans(text, NAME, query.question)
+            start, end = _with_neighbour(sentence, sentences, index, text, article.text)
+            candidates.append(
+                Candidate(
+                    hit.doc_id,
+                    start,
+                    end,
+                    article.text[start:end],
+                    text,
+                    sentence.start,
+                    hit.rank,
+                    frozenset(matched),
+                    {
+                        "coverage": coverage,
+                        "neighbours": neighbours,
+                        "coverage_neighbours": coverage * neighbours,
+                        "passage_coverage": passage_coverage,
+                        "kind_match": float(bool(spans)),
+                        "kind_missing": float(kind is not None and not spans),
+                        "new_name": float(bool(names)),
+                        "first_rank": float(hit.rank == 1),
+                        "rank": 1.0 / hit.rank,
+                        "dense": hit.dense_score,
+                        "date": agreement,
+                        "lead": float(index == 0),
+                        "length": math.log(1 + len(text)),
+                    },
+                    phrases=[(sentence.start + s, sentence.start + e) for s, e in spans],
+                )
+            )
+    if candidates:
+        best = max(c.features["coverage"] for c in candidates)
+        for c in candidates:
+            c.features["coverage_gap"] = c.features["coverage"] - best
+            c.features.setdefault("cosine", 0.0)
+            c.features.setdefault("cosine_gap", 0.0)
+    return candidates
+
+
+def _date_agreement(generation: Generation, query: Query, doc_id: str) -> float:
+    """1 when the question names a period and the article is from it, 0 when it is not; 0.5 when the question
+    names no period (nothing known either way)."""
+    timeframe = query.timeframe
+    if timeframe is None or not timeframe.explicit:
+        return 0.5
+    day = parse_date(generation.article(doc_id).publish_date)
+    return float(day is not None and timeframe.start <= day <= timeframe.end)
+
+
+def _with_neighbour(
+    sentence: Sentence, sentences: list[Sentence], index: int, text: str, article_text: str
+) -> tuple[int, int]:
+    """A quote that leans on the previous sentence ("He said ...") or is very short takes it along."""
+    start, end = sentence.start, sentence.end
+    if index > 0 and (_LEADING_REFERENCE.match(text) or len(text) < SHORT_SENTENCE):
+        previous = sentences[index - 1]
+        if sentence.start - previous.end <= 2 and "\n" not in article_text[previous.end : sentence.start]:
+            # same paragraph only: a line of its own is never glued to the line before
+            start = previous.start
+    return start, end
+
+
+def answer_phrase(candidate: Candidate, question: str) -> tuple[int, int] | None:
+    """The phrase of a quote that answers: of the asked-for kind, nearest the question's words in the sentence."""
+    if not candidate.phrases:
+        return None
+    sentence = candidate.sentence
+    anchors = [
+        m.start() + candidate.sentence_start
+        for m in re.finditer(r"\w+", sentence)
+        if set(tokenize(m.group())) & candidate.terms
+    ]
+    if not anchors:
+        return candidate.phrases[0]
+
+    where = bool(_WHERE.search(question))
+    sentence_start = candidate.sentence_start
+
+    def distance(span: tuple[int, int]) -> float:
+        near = min(min(abs(a - span[0]), abs(a - span[1])) for a in anchors)
+        # "where" asks for a place, "who" for a person or organisation: a name after "in", "at" ... is a place
+        place = bool(_PLACE_BEFORE.search(sentence[max(0, span[0] - sentence_start - 12) : span[0] - sentence_start]))
+        return near + (0 if place == where else 200)
+
+    return min(candidate.phrases, key=distance)

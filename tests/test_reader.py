@@ -1,0 +1,184 @@
+"""The reader: answer kinds and phrases, the fitted model's file, and answers made with it."""
+
+import json
+from datetime import date
+
+import numpy as np
+import pytest
+
+from qa.answer import NOT_FOUND, ask, compose_answer, verify_phrase
+from qa.reader import (
+    AMOUNT,
+    CHEAP,
+    DATE,
+    FEATURES,
+    NAME,
+    NUMBER,
+    Logistic,
+    ReaderModel,
+    SentenceReader,
+    answer_spans,
+    question_kind,
+)
+from qa.retrieve import make_query, retrieve_many
+from tests.conftest import FakeEmbedder, write_articles
+
+
+@pytest.mark.parametrize(
+    "question, kind",
+    [
+        ("How much did the new bridge cost?", AMOUNT),
+        ("How many people were evacuated from the valley?", NUMBER),
+        ("What percentage of voters backed the plan?", AMOUNT),
+        ("When did the ferry service begin?", DATE),
+        ("What year was the museum founded?", DATE),
+        ("Who is the new harbour master?", NAME),
+        ("Where will the summit be held?", NAME),
+        ("Which company bought the stadium?", NAME),
+        ("Why did the council delay the vote?", None),
+    ],
+)
+def test_a_question_names_the_kind_of_answer_it_wants(question, kind):
+    assert question_kind(question) == kind
+
+
+def _spans(text, question):
+    return [text[s:e] for s, e in answer_spans(text, question_kind(question), question)]
+
+
+def test_answer_spans_are_of_the_asked_kind_and_new_to_the_question():
+    sentence = "The bridge cost $48.5 million and opened on March 3, 2024, Mayor Ana Ruiz said."
+    assert _spans(sentence, "How much did the bridge cost?") == ["$48.5 million"]
+    assert _spans(sentence, "When did the bridge open?") == ["March 3, 2024"]
+    assert "Ana Ruiz" in " ".join(_spans(sentence, "Who is the mayor of the town with the new bridge?"))
+    # a count takes its unit along when the question names it
+    assert _spans("About 1,200 residents left their homes.", "How many residents left?") == ["1,200 residents"]
+    # what the question already says is not an answer
+    assert _spans("Ana Ruiz opened the bridge.", "Who is Ana Ruiz?") == []
+    assert _spans("The bridge opened in 2024.", "Why did the bridge open?") == []
+
+
+def test_the_reader_model_round_trips_through_its_file(tmp_path):
+    weights = Logistic(CHEAP, (0.5,) * len(CHEAP), (2.0,) * len(CHEAP), tuple(range(len(CHEAP))), -1.0)
+    full = Logistic(FEATURES, (0.0,) * len(FEATURES), (1.0,) * len(FEATURES), (0.1,) * len(FEATURES), 0.2)
+    model = ReaderModel("some-model", weights, full, weights, 0.4, 0.6, 10, 4, {"folds": 5})
+    model.save(tmp_path / "reader.json")
+    assert ReaderModel.load(tmp_path / "reader.json") == model
+    rows = np.arange(len(CHEAP) * 2, dtype=float).reshape(2, -1)
+    expected = 1 / (1 + np.exp(-(((rows - 0.5) / 2.0) @ np.arange(len(CHEAP)) - 1.0)))
+    assert np.allclose(weights.probability(rows), expected)
+
+
+def test_the_shipped_reader_belongs_to_the_bundled_model_and_was_cross_validated():
+    from qa.embed import default_model_path, model_id_for
+
+    model = ReaderModel.load()
+    assert model.model_id == model_id_for(default_model_path())
+    assert model.sentence.features == FEATURES and model.cheap.features == CHEAP
+    assert 0 < model.min_answerable < 1 and model.embed_top >= 1
+    fitted = model.fitted_on
+    assert fitted["folds"] >= 2 and set(fitted["cross_validated"]) == {"natural", "realtimeqa"}
+
+
+BRIDGE = {
+    "bridge.txt": (
+        "Harbour bridge opens to traffic",
+        "The new harbour bridge in Port Ellis opened to traffic on Saturday after four years of work.\n"
+        "The bridge cost $48.5 million, paid for by a state grant and local bonds.\n"
+        "Mayor Ana Ruiz cut the ribbon in front of a crowd of about 3,000 people.\n"
+        "Engineers said the span is designed to last a century.",
+    ),
+    "market.txt": (
+        "Farmers market moves downtown",
+        "The Saturday farmers market will move to the old rail yard in June, organisers said.\n"
+        "Stall fees will stay the same for the first season.",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def bridge_index(tmp_path_factory):
+    from qa.store import build_index, load_generation
+
+    folder = tmp_path_factory.mktemp("bridge")
+    build_index(write_articles(folder / "corpus", BRIDGE), folder / "index", FakeEmbedder())
+    return load_generation(folder / "index")
+
+
+def test_the_answer_phrase_leads_the_answer_and_lies_inside_the_first_quote(bridge_index):
+    from qa.cli import answer_json
+
+    answer = ask(bridge_index, FakeEmbedder(), "How much did the bridge cost in grants and bonds?", asked_on=date(2025, 1, 1))
+    assert not answer.abstained
+    phrase, first = answer.answer_phrase, answer.citations[0]
+    assert phrase is not None and phrase.text == "$48.5 million"
+    assert answer.answer.startswith(f"**{phrase.text}** — “{first.quote}” [1]")
+    assert verify_phrase(bridge_index, phrase, first)
+    assert first.start <= phrase.start < phrase.end <= first.end
+    data = answer_json(answer)
+    assert data["answer_phrase"] == {
+        "text": "$48.5 million",
+        "doc_id": first.doc_id,
+        "start": phrase.start,
+        "end": phrase.end,
+    }
+    json.dumps(data)
+
+
+def test_a_phrase_outside_the_first_quote_or_the_stored_text_fails_verification(bridge_index):
+    from dataclasses import replace
+
+    answer = ask(bridge_index, FakeEmbedder(), "How much did the bridge cost in grants and bonds?", asked_on=date(2025, 1, 1))
+    phrase, first = answer.answer_phrase, answer.citations[0]
+    assert not verify_phrase(bridge_index, replace(phrase, start=phrase.start + 1, end=phrase.end + 1), first)
+    assert not verify_phrase(bridge_index, replace(phrase, start=first.end + 5, end=first.end + 18), first)
+
+
+def test_a_question_without_an_asked_for_kind_gets_quotes_without_a_phrase(bridge_index):
+    answer = ask(bridge_index, FakeEmbedder(), "Why is the harbour bridge built to last?", asked_on=date(2025, 1, 1))
+    assert not answer.abstained and answer.answer_phrase is None and answer.answer.startswith("“")
+
+
+def test_a_further_quote_needs_the_reader_to_think_it_answers(bridge_index):
+    from qa.answer import AnswerSettings
+
+    query = make_query("How much did the bridge cost in grants and bonds?", asked_on=date(2025, 1, 1))
+    hits = retrieve_many(bridge_index, FakeEmbedder(), [query], 10)[0]
+    reading = SentenceReader(FakeEmbedder()).read(bridge_index, [query], [hits])[0]
+    assert len(reading.candidates) >= 3
+    only_first = compose_answer(
+        bridge_index, query, hits, reading, AnswerSettings(min_answerable=0.0, min_further=1.01)
+    )
+    assert len(only_first.citations) == 1
+    every = compose_answer(bridge_index, query, hits, reading, AnswerSettings(min_answerable=0.0, min_further=0.0))
+    assert len(every.citations) > 1
+
+
+@pytest.fixture(scope="module")
+def bridge_model_index(tmp_path_factory, product_embedder):
+    from qa.store import build_index, load_generation
+
+    folder = tmp_path_factory.mktemp("bridge-model")
+    build_index(write_articles(folder / "corpus", BRIDGE), folder / "index", product_embedder)
+    return load_generation(folder / "index")
+
+
+@pytest.mark.model
+def test_with_the_bundled_model_the_sentence_that_answers_comes_first(bridge_model_index, product_embedder):
+    day = date(2025, 1, 1)
+    cost = ask(bridge_model_index, product_embedder, "How much did the bridge cost?", asked_on=day)
+    assert not cost.abstained and cost.answer_phrase.text == "$48.5 million"
+    assert "$48.5 million" in cost.citations[0].quote
+    ribbon = ask(bridge_model_index, product_embedder, "Who cut the ribbon at the bridge?", asked_on=day)
+    assert not ribbon.abstained and ribbon.answer_phrase.text == "Mayor Ana Ruiz"
+
+
+@pytest.mark.model
+def test_with_the_bundled_model_a_detail_no_article_gives_is_not_answered(bridge_model_index, product_embedder):
+    answer = ask(
+        bridge_model_index,
+        product_embedder,
+        "How much will the toll for trucks on the bridge be?",
+        asked_on=date(2025, 1, 1),
+    )
+    assert answer.abstained and answer.answer == NOT_FOUND and answer.passages
