@@ -395,15 +395,19 @@ def score_candidates(model: ReaderModel, query: Query, shortlist: list[Candidate
 
 
 def answerability_row(ranked: list[Candidate], kind: str | None) -> dict[str, float]:
-    """Question-level signals from its candidates, best first."""
+    """Question-level signals from its candidates, best first (the model uses those it was fitted with)."""
     best = ranked[0]
     second = ranked[1].score if len(ranked) > 1 else best.score - 5.0
+    matching = [c for c in ranked if c.features["kind_match"]]
     return {
         "best": best.score,
         "margin": best.score - second,
         "best_cosine": max(c.features["cosine"] for c in ranked),
+        "first_cosine": best.features["cosine"],
+        "best_coverage": max(c.features["coverage"] for c in ranked),
+        "first_coverage": best.features["coverage"],
         "kind_match": best.features["kind_match"],
-        "kind_share": float(np.mean([c.features["kind_match"] for c in ranked[:3]])),
+        "kind_coverage": max((c.features["coverage"] for c in matching), default=0.0) if kind else 0.0,
         "typed": float(kind is not None),
         "dense": best.features["dense"],
         "date": best.features["date"],
@@ -475,10 +479,11 @@ def candidates_for(generation: Generation, query: Query, hits: list[Hit]) -> lis
             coverage = (
                 sum(weights[t] for t in terms & question_terms) + 0.5 * sum(weights[t] for t in terms & context_terms)
             ) / total
-            # the sentences either side often name the subject that the answering sentence leaves out
-            around = set(tokenize(article.text[sentences[max(0, index - 1)].start : sentence.start]))
-            if index + 1 < len(sentences):
-                around |= set(tokenize(article.text[sentence.end : sentences[index + 1].end]))
+            # the sentences either side often name the subject that the answering sentence leaves out (lines
+            # written to steer a model are passed over: a planted line must not lend its words to its neighbours)
+            around: set[str] = set()
+            for side in (_neighbour(article.text, sentences, index, -1), _neighbour(article.text, sentences, index, 1)):
+                around |= set(tokenize(side))
             neighbours = sum(weights[t] for t in (around - terms) & question_terms) / total
             spans = answer_spans(text, kind, query.question)
             names = spans if kind == NAME else answer_spans(text, NAME, query.question)
@@ -518,6 +523,17 @@ def candidates_for(generation: Generation, query: Query, hits: list[Hit]) -> lis
             c.features.setdefault("cosine", 0.0)
             c.features.setdefault("cosine_gap", 0.0)
     return candidates
+
+
+def _neighbour(text: str, sentences: list[Sentence], index: int, step: int) -> str:
+    """The nearest sentence before (step -1) or after (+1) that is not a line written to steer a model."""
+    index += step
+    while 0 <= index < len(sentences):
+        words = text[sentences[index].start : sentences[index].end]
+        if not INSTRUCTION.search(fold_confusables(words)):
+            return words
+        index += step
+    return ""
 
 
 def _date_agreement(generation: Generation, query: Query, doc_id: str) -> float:
