@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -472,7 +473,7 @@ def candidates_for(generation: Generation, query: Query, hits: list[Hit]) -> lis
                 continue
             seen.add((hit.doc_id, sentence.start))
             text = article.text[sentence.start : sentence.end]
-            if INSTRUCTION.search(fold_confusables(text)):  # look-alike letters read as Latin
+            if is_instruction(text):  # look-alike letters read as Latin
                 continue
             terms = set(tokenize(text))
             matched = terms & (question_terms | context_terms)
@@ -530,10 +531,17 @@ def _neighbour(text: str, sentences: list[Sentence], index: int, step: int) -> s
     index += step
     while 0 <= index < len(sentences):
         words = text[sentences[index].start : sentences[index].end]
-        if not INSTRUCTION.search(fold_confusables(words)):
+        if not is_instruction(words):
             return words
         index += step
     return ""
+
+
+@lru_cache(maxsize=4096)
+def is_instruction(sentence: str) -> bool:
+    """A line written to steer a language model, also in look-alike letters (each sentence is read as a
+    candidate and again as a neighbour: remembered)."""
+    return bool(INSTRUCTION.search(fold_confusables(sentence)))
 
 
 def _date_agreement(generation: Generation, query: Query, doc_id: str) -> float:
