@@ -48,6 +48,7 @@ from qa.store import load_generation  # noqa: E402
 from qa.timeframe import parse_date  # noqa: E402
 
 DEFAULT_ANSWERABILITY = ANSWERABILITY
+SAMPLE_QUESTIONS = Path(__file__).resolve().parent.parent / "corpus" / "questions.jsonl"
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 SETS = {
     "natural": [SHARED / "natural" / "dev.jsonl"],
@@ -240,7 +241,7 @@ def sample_curve(model: ReaderModel, index: Path):
     from qa.reader import SentenceReader
 
     generation, embedder = load_generation(index), make_embedder(index_dir=index)
-    questions = read_questions(Path(__file__).resolve().parent.parent / "tests" / "sample_questions.jsonl")
+    questions = read_questions(SAMPLE_QUESTIONS)
     day = default_asked_on(generation)
     queries = [make_query(q.question, (), day, RetrievalSettings(), dated=False) for q in questions]
     ranked = retrieve_many(generation, embedder, queries, 10)
@@ -276,7 +277,7 @@ def sample_check(model: ReaderModel, index: Path) -> dict:
     from qa.reader import SentenceReader
 
     generation, embedder = load_generation(index), make_embedder(index_dir=index)
-    questions = read_questions(Path(__file__).resolve().parent.parent / "tests" / "sample_questions.jsonl")
+    questions = read_questions(SAMPLE_QUESTIONS)
     answers = ask_many(generation, embedder, [q.question for q in questions], reader=SentenceReader(embedder, model))
     result = score(generation, questions, answers)
     keys = (
@@ -299,7 +300,7 @@ def main() -> None:
     parser.add_argument(
         "--sample-index",
         help="an index of the sample corpus: the fitted reader is also scored "
-        "there on tests/sample_questions.jsonl (questions written for it; not fitted on)",
+        "there on corpus/questions.jsonl (questions written for it; not fitted on)",
     )
     parser.add_argument("--cache", help="pickle file to keep the gathered features in between runs (outside the repo)")
     parser.add_argument("--write", action="store_true", help="refit on all questions and write qa/reader_model.json")

@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `python -m qa stats --json | head`: the reader left; so do we, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
                                    "question_date, answer_text, gold_doc_ids, gold_urls, answer_in_gold_article, "
                                    "unanswerable): Hits@1/5/10, MRR@10, answer in quote, abstention, wrong answers, "
                                    "quotes verified, latency.")
-    evaluate.add_argument("--questions", type=Path, required=True, help="JSON-lines question file")
+    evaluate.add_argument("--questions", type=Path, default=Path(DEFAULT_CORPUS) / "questions.jsonl",
+                          help="JSON-lines question file (default: %(default)s, the sample corpus's questions)")
     evaluate.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
     evaluate.add_argument("--model", default=None, help="local model folder; must be the one the index was built with")
     evaluate.add_argument("--embedder", choices=("auto", "int8", "fp32"), default=None,
@@ -82,7 +86,9 @@ def _parser() -> argparse.ArgumentParser:
                           "gold article, abstained, right")
     evaluate.set_defaults(run=_eval)
 
-    stats = commands.add_parser("stats", help="show what the index holds")
+    stats = commands.add_parser("stats", help="show what the index holds",
+                                description="What the current index generation holds: articles, passages, "
+                                "sentences, model, chunking, library versions, when and from which corpus it was built.")
     stats.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
     stats.add_argument("--json", action="store_true", help="print JSON")
     stats.set_defaults(run=_stats)
@@ -111,7 +117,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _print_report(report) -> None:
-    print(f"corpus {report.corpus}: {report.files} files, {report.articles_read} articles read, "
+    print(f"{report.files} files in {report.corpus}: {report.articles_read} articles read, "
           f"{len(report.skipped)} skipped")
     for skipped in report.skipped:
         print(f"  skipped {skipped.origin}: {skipped.reason}")
@@ -119,11 +125,13 @@ def _print_report(report) -> None:
         return
     print(f"new {report.new}, changed {report.changed}, removed {report.removed}, unchanged {report.unchanged}")
     if report.up_to_date:
-        print(f"index {report.index_dir} is up to date (generation {report.generation}, {report.passages} passages)")
+        print(f"the index in {report.index_dir} is up to date (generation {report.generation}, "
+              f"{report.passages} passages)")
     else:
         print(f"passages {report.passages}: {report.embedded} embedded, {report.reused_vectors} reused")
         print(f"generation {report.generation} in {report.index_dir}")
-    print(f"{report.seconds:.1f} s, {report.passages_per_second:.1f} passages per second embedded")
+    rate = f", {report.passages_per_second:.1f} passages per second embedded" if report.embedded else ""
+    print(f"{report.seconds:.1f} s{rate}")
 
 
 def _ask(args: argparse.Namespace) -> int:
@@ -137,10 +145,14 @@ def _ask(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise QAError(f"--top-k must be at least 1, not {args.top_k}")
     if args.question is not None:
+        if not fold_invisible(args.question).strip():
+            raise QAError('the question is empty: ask something, for example  python -m qa ask "Who won the prize?"')
         questions, dates = [fold_invisible(args.question)], [args.asked_on]
     else:
         records = read_questions(args.questions)
         questions = [fold_invisible(r.question) for r in records]  # zero-width characters split no word
+        if blank := [n for n, q in enumerate(questions, start=1) if not q.strip()]:
+            raise QAError(f"{args.questions}: question {blank[0]} is empty")
         dates = [r.question_date or args.asked_on for r in records]
     if args.asked_on and parse_date(args.asked_on) is None:
         raise QAError(f"--asked-on must be a date like 2022-07-01, not {args.asked_on!r}")
@@ -210,7 +222,8 @@ def _print_answer(answer, generation) -> None:
         print("  closest passages:")
         for hit in answer.passages[:3]:
             article = generation.article(hit.doc_id)
-            print(f"    {hit.rank}. {article.title} — {article.source} ({hit.doc_id}, chars {hit.start}-{hit.end})")
+            outlet = f" — {article.source}" if article.source else ""
+            print(f"    {hit.rank}. {article.title}{outlet} ({hit.doc_id}, chars {hit.start}-{hit.end})")
 
 
 def _also_in(answer, doc_id: str, generation) -> str:

@@ -26,15 +26,29 @@ class IndexCorrupt(QAError):
 
 class ModelMismatch(QAError):
     def __init__(self, index_model: str, index_dim: int, model: str, dim: int):
+        if index_model.removesuffix("-int8") == model.removesuffix("-int8"):  # same model, other embedder
+            kind = "int8" if index_model.endswith("-int8") else "fp32"
+            super().__init__(
+                f"the index was built with the {kind} embedder of {index_model.removesuffix('-int8')}; drop "
+                f"--embedder (and $QA_EMBEDDER) to use the index's own, or pass --embedder {kind}"
+            )
+            return
         super().__init__(
             f"index was built with model {index_model} (dimension {index_dim}) but the configured model is "
             f"{model} (dimension {dim}); use --model with the index's model or rebuild the index"
         )
 
 
+ARTICLE_SUFFIXES = ".txt .md .html .htm .json .jsonl .jsonl.gz"
+
+
 class NothingIndexed(QAError):
     def __init__(self, path: str, report: object = None):
-        super().__init__(f"nothing could be indexed from {path}: every item was skipped (see the report)")
+        if report is not None and not getattr(report, "files", 0):
+            why = f"no article files found in {path} (accepted: {ARTICLE_SUFFIXES})"
+        else:
+            why = f"nothing could be indexed from {path}: every item was skipped (see the report)"
+        super().__init__(why)
         self.report = report
 
 

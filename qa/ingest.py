@@ -227,14 +227,99 @@ def _decode(raw: bytes) -> str:
         raise BadInput(f"invalid UTF-8 at byte {error.start}") from None
 
 
+# A small header a text article may start with (README, "Article formats"): in Markdown, YAML front matter
+# between "---" lines; in both, after (or before) the headline, lines such as "Date: 14 September 2025",
+# "Published 14 September 2025", "Source: The Example Times", "URL: https://...", "By Jane Doe".
+_HEADER_LINE = re.compile(r"^(title|headline|date|published|updated|posted|source|outlet|publisher|url|link|"
+                          r"by|author|authors|byline)\b\s*:?\s+(\S.*)$", re.I)
+_HEADER_FIELD = {"headline": "title", "published": "date", "updated": "date", "posted": "date",
+                 "outlet": "source", "publisher": "source", "link": "url", "by": "authors", "author": "authors",
+                 "byline": "authors"}
+
+
 def _text_article(content: str, origin: str, markdown: bool) -> Article:
     lines = content.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    for i, line in enumerate(lines):
-        if line.strip():
-            title = line.strip().lstrip("#").strip() if markdown else line.strip()
-            body = "\n".join(lines[i + 1 :])
-            return make_article({"title": title, "text": body}, origin)
-    raise BadInput("empty file")
+    record: dict = {}
+    start = 0
+    if markdown and lines and lines[0].strip() == "---":
+        start = _front_matter(lines, record)
+    title, body_start = None, len(lines)
+    for i in range(start, len(lines)):
+        line = lines[i].strip()
+        if not line:
+            continue
+        field = _header_field(line)
+        if field is not None and (field[0] != "title" or "title" not in record):
+            record.setdefault(field[0], field[1])
+            continue
+        if title is None and "title" not in record:
+            title = line.lstrip("#").strip() if markdown else line
+            continue
+        body_start = i
+        break
+    record.setdefault("title", title or "")
+    if not record["title"] and body_start == len(lines):
+        raise BadInput("empty file")
+    record["text"] = "\n".join(lines[body_start:])
+    return make_article(record, origin)
+
+
+def _header_field(line: str) -> tuple[str, object] | None:
+    """(field, value) for a header line such as "Date: 14 September 2025" or "By Jane Doe"; else None. A date
+    line counts only when it holds a date, so a body that starts "Published in ..." stays body."""
+    match = _HEADER_LINE.match(line)
+    if not match:
+        return None
+    key, value = match.group(1).lower(), match.group(2).strip()
+    field = _HEADER_FIELD.get(key, key)
+    if field == "date":
+        day = _text_date(value)
+        return ("date", day) if day else None
+    if field == "authors":
+        if len(value.split()) > 6:  # "By the time ..." starts a sentence, not a byline
+            return None
+        return "authors", [a.strip() for a in re.split(r",| and ", value) if a.strip()]
+    if field == "url" and not value.lower().startswith(("http://", "https://")):
+        return None
+    if ":" not in line[: match.end(1) + 2] and field not in ("authors",):
+        return None  # "Source" and the like need their colon; "By" and "Published" do not
+    return field, value
+
+
+def _text_date(value: str) -> str | None:
+    """ISO date of "14 September 2025", "September 14, 2025", "2025-09-14", "Sept. 14 2025" and the like."""
+    day = normalize_date(value)
+    if day:
+        return day
+    from dateutil import parser as dates  # python-dateutil: the common written forms, without guessing from text
+
+    try:
+        return dates.parse(value, fuzzy=False, default=datetime(1900, 1, 1)).date().isoformat() if re.search(
+            r"\b(1[89]|20)\d\d\b", value) else None
+    except (ValueError, OverflowError):
+        return None
+
+
+def _front_matter(lines: list[str], record: dict) -> int:
+    """Read Markdown's YAML front matter into `record`; the index of the first line after it."""
+    import yaml
+
+    for end in range(1, len(lines)):
+        if lines[end].strip() == "---":
+            try:
+                data = yaml.safe_load("\n".join(lines[1:end])) or {}
+            except yaml.YAMLError:
+                return 0  # not front matter after all: the "---" lines are text
+            if not isinstance(data, dict):
+                return 0
+            for key, value in data.items():
+                field = _HEADER_FIELD.get(str(key).lower(), str(key).lower())
+                if field == "date":
+                    value = _text_date(str(value))
+                if field in ("title", "date", "source", "url", "authors") and value:
+                    record[field] = value if field != "authors" or isinstance(value, list) else [str(value)]
+            return end + 1
+    return 0
 
 
 def _html_article(content: str, origin: str) -> Article:
@@ -271,6 +356,13 @@ def _json_articles(content: str, origin: str) -> Iterator[Article | Skipped]:
             yield Skipped(where, str(bad))
 
 
+QUESTION_FILE = "a question file for `python -m qa eval` (its first line has a question and no text), not articles"
+
+
+def _is_question(record: object) -> bool:
+    return isinstance(record, dict) and "question" in record and not _first(record, "text", "body")
+
+
 def _read_jsonl(file: Path, gzipped: bool) -> Iterator[Article | Skipped]:
     lines = 0
     try:
@@ -288,6 +380,9 @@ def _read_jsonl(file: Path, gzipped: bool) -> Iterator[Article | Skipped]:
                         record = json.loads(line)
                     except (ValueError, RecursionError) as error:  # ValueError: also numbers over 4300 digits
                         raise BadInput(f"malformed JSON: {error}") from None
+                    if lines == 1 and _is_question(record):  # corpus/questions.jsonl beside the articles
+                        yield Skipped(str(file), QUESTION_FILE)
+                        return
                     yield make_article(record, where)
                 except BadInput as bad:
                     yield Skipped(where, str(bad))

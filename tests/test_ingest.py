@@ -89,3 +89,31 @@ def test_bad_input_is_reported_and_the_rest_indexed(tmp_path, monkeypatch):
 def test_missing_corpus_is_a_user_error(tmp_path):
     with pytest.raises(CorpusNotFound, match="corpus not found"):
         read_corpus(tmp_path / "nope")
+
+
+def test_a_text_article_header_gives_date_outlet_link_and_byline_and_stays_out_of_the_body(tmp_path):
+    body = "The new bridge opened on Saturday.\nBy the time it opened, crowds had gathered."
+    (tmp_path / "a.txt").write_text("Harbour bridge opens\nPublished 14 September 2025\nSource: Port Ellis Post\n"
+                                    f"URL: https://post.example/bridge\nBy Jane Doe and Sam Lee\n\n{body}\n")
+    (tmp_path / "b.md").write_text("---\ntitle: Seed shelf opens\ndate: June 17, 2025\nsource: Valley Courier\n"
+                                   "authors: [Ann Roe]\n---\nThe library opened a seed shelf.\n")
+    (tmp_path / "c.txt").write_text("Plain headline\nPublished in the spring, the report said a lot.\n")
+    (tmp_path / "d.txt").write_text("Date: 2025-03-02\nHeadline after the date\nBody text here.\n")
+    articles = {a.title: a for a in read_corpus(tmp_path).articles}
+    a = articles["Harbour bridge opens"]
+    assert (a.publish_date, a.source, a.url, a.authors) == ("2025-09-14", "Port Ellis Post",
+                                                            "https://post.example/bridge", ("Jane Doe", "Sam Lee"))
+    assert a.text == body  # offsets point into the body alone
+    b = articles["Seed shelf opens"]
+    assert (b.publish_date, b.source, b.authors, b.text) == ("2025-06-17", "Valley Courier", ("Ann Roe",),
+                                                             "The library opened a seed shelf.")
+    c = articles["Plain headline"]
+    assert c.publish_date is None and c.text == "Published in the spring, the report said a lot."
+    d = articles["Headline after the date"]
+    assert d.publish_date == "2025-03-02" and d.text == "Body text here."
+
+
+def test_the_sample_corpus_seed_article_names_its_outlet():
+    articles = read_corpus(ROOT / "corpus").articles
+    seed = next(a for a in articles if a.title.startswith("Dar, Rubio"))
+    assert seed.source == "The Express Tribune" and not seed.text.startswith("Source")
