@@ -11,6 +11,7 @@ embedding model they belong to.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Sequence
@@ -355,12 +356,21 @@ def base_model_id(model_id: str) -> str:
     return model_id.removesuffix("-int8")
 
 
+_WARNED: set[str] = set()
+
+
 class SentenceReader:
     """The default reader: a fitted logistic model over sentence features (see the module's docstring)."""
 
     def __init__(self, embedder: Embedder, model: ReaderModel | None = None):
         self.embedder = embedder
         self.model = model or ReaderModel.load()
+        fitted_for, used = self.model.model_id, base_model_id(embedder.model_id)
+        if fitted_for != used and used not in _WARNED:
+            _WARNED.add(used)  # its cosines have another scale: the ranking still works, the thresholds are off
+            logging.getLogger(__name__).warning(
+                "the reader was fitted for %s, not %s: answers and abstentions may be worse until it is refitted "
+                "(benchmarks/fit_reader.py)", fitted_for, used)
 
     def read(self, generation: Generation, queries: Sequence[Query], ranked: Sequence[list[Hit]]) -> list[Reading]:
         model = self.model

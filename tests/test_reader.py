@@ -182,3 +182,18 @@ def test_with_the_bundled_model_a_detail_no_article_gives_is_not_answered(bridge
         asked_on=date(2025, 1, 1),
     )
     assert answer.abstained and answer.answer == NOT_FOUND and answer.passages
+
+
+def test_a_reader_fitted_for_another_model_says_so_once(caplog, monkeypatch):
+    import qa.reader
+
+    monkeypatch.setattr(qa.reader, "_WARNED", set())
+
+    class OtherModel(FakeEmbedder):
+        model_id = "some-other-model-int8"
+
+    with caplog.at_level("WARNING", logger="qa.reader"):
+        SentenceReader(OtherModel())
+        SentenceReader(OtherModel())
+    warnings = [r.getMessage() for r in caplog.records if "fitted for" in r.getMessage()]
+    assert len(warnings) == 1 and "not some-other-model" in warnings[0]
