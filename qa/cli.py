@@ -88,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
 
     stats = commands.add_parser("stats", help="show what the index holds",
                                 description="What the current index generation holds: articles, passages, "
-                                "sentences, model, chunking, library versions, when and from which corpus it was built.")
+                                "sentences, model, chunking, library versions, when and from which corpus it was "
+                                "built.")
     stats.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
     stats.add_argument("--json", action="store_true", help="print JSON")
     stats.set_defaults(run=_stats)

@@ -38,9 +38,11 @@ MODEL_FILE = Path(__file__).with_name("reader_model.json")
 INSTRUCTION = re.compile(
     r"\b(ignore|disregard|forget|override)\s+(all\s+|any\s+|the\s+)?(previous|prior|above|earlier|preceding|your|"
     r"other)?\s*(instructions?|prompts?|directions|rules|text|context)\b"
-    r"|^\W*(system|assistant|developer)\s*:|\bnew instructions\s*:|\bdeveloper mode\b|\byou are now in\b[^.!?\n]{0,30}\bmode\b"
+    r"|^\W*(system|assistant|developer)\s*:|\bnew instructions\s*:|\bdeveloper mode\b"
+    r"|\byou are now in\b[^.!?\n]{0,30}\bmode\b"
     r"|\b(ai|a\.i\.|language models?|assistants?|chatbots?|llms?)\b[^.!?\n]{0,30}\b(reading|processing|"
-    r"summari[sz]ing|that reads?)\b[^.!?\n]{0,40}\b(must|should|shall)\b|\b(answer|reply to|respond to) every question\b",
+    r"summari[sz]ing|that reads?)\b[^.!?\n]{0,40}\b(must|should|shall)\b"
+    r"|\b(answer|reply to|respond to) every question\b",
     re.I,
 )
 _LEADING_REFERENCE = re.compile(r"^(he|she|they|it|this|that|these|those|his|her|their|its|but|and|so|also)\b", re.I)

@@ -96,6 +96,9 @@ BRIDGE = {
 }
 
 
+COST = "How much did the bridge cost in grants and bonds?"
+
+
 @pytest.fixture(scope="module")
 def bridge_index(tmp_path_factory):
     from qa.store import build_index, load_generation
@@ -108,7 +111,7 @@ def bridge_index(tmp_path_factory):
 def test_the_answer_phrase_leads_the_answer_and_lies_inside_the_first_quote(bridge_index):
     from qa.cli import answer_json
 
-    answer = ask(bridge_index, FakeEmbedder(), "How much did the bridge cost in grants and bonds?", asked_on=date(2025, 1, 1))
+    answer = ask(bridge_index, FakeEmbedder(), COST, asked_on=date(2025, 1, 1))
     assert not answer.abstained
     phrase, first = answer.answer_phrase, answer.citations[0]
     assert phrase is not None and phrase.text == "$48.5 million"
@@ -128,7 +131,7 @@ def test_the_answer_phrase_leads_the_answer_and_lies_inside_the_first_quote(brid
 def test_a_phrase_outside_the_first_quote_or_the_stored_text_fails_verification(bridge_index):
     from dataclasses import replace
 
-    answer = ask(bridge_index, FakeEmbedder(), "How much did the bridge cost in grants and bonds?", asked_on=date(2025, 1, 1))
+    answer = ask(bridge_index, FakeEmbedder(), COST, asked_on=date(2025, 1, 1))
     phrase, first = answer.answer_phrase, answer.citations[0]
     assert not verify_phrase(bridge_index, replace(phrase, start=phrase.start + 1, end=phrase.end + 1), first)
     assert not verify_phrase(bridge_index, replace(phrase, start=first.end + 5, end=first.end + 18), first)
@@ -142,7 +145,7 @@ def test_a_question_without_an_asked_for_kind_gets_quotes_without_a_phrase(bridg
 def test_a_further_quote_needs_the_reader_to_think_it_answers(bridge_index):
     from qa.answer import AnswerSettings
 
-    query = make_query("How much did the bridge cost in grants and bonds?", asked_on=date(2025, 1, 1))
+    query = make_query(COST, asked_on=date(2025, 1, 1))
     hits = retrieve_many(bridge_index, FakeEmbedder(), [query], 10)[0]
     reading = SentenceReader(FakeEmbedder()).read(bridge_index, [query], [hits])[0]
     assert len(reading.candidates) >= 3
