@@ -8,8 +8,8 @@ with --index, over a copy of that built index, e.g. /tmp/idx_eval), then drives 
 first one client alone (the single-client latency of this run), then --clients concurrent chat
 sessions of --questions questions each, stopped after --duration seconds. With --rebuild, a few new
 articles are uploaded and the index rebuilt over HTTP (admin password) while the load runs.
-Every `/chat` answer's citations are checked against the generation named in its links: the quote
-must equal that generation's article text at the cited offsets. Only loopback traffic.
+Every answer of `/page_chat` (the page's chat, HTML) has its citations checked against the generation named in its
+links: the quote must equal that generation's article text at the cited offsets. Only loopback traffic.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def ask_once(client, endpoint: str, question: str, generations: Generations, res
     started = time.perf_counter()
     try:
         if endpoint == "chat":
-            messages = client.predict(question, [], api_name="/chat")[1]
+            messages = client.predict(question, [], api_name="/page_chat")[1]  # the page's chat, HTML
             reply = messages[-1]["content"]
             reply = reply[0]["text"] if isinstance(reply, list) else str(reply)
         else:
@@ -240,11 +240,12 @@ def rebuild_over_http(url: str, password: str, corpus: Path, events: list[str], 
         path.write_text(json.dumps(article), encoding="utf-8")
         files.append(handle_file(str(path)))
     try:
-        admin.predict(files, password, api_name="/upload")
+        admin.predict(files=files, password=password, api_name="/upload")
         events.append(f"{time.perf_counter() - started:6.1f} s  uploaded {len(files)} articles")
         began = time.perf_counter()
-        report, _, _ = admin.predict(password, api_name="/rebuild")
-        plain = re.sub(r"<[^>]+>", "", report)
+        report = admin.predict(password=password, api_name="/rebuild")
+        plain = (f"generation {report['generation']}: {report['articles']} articles ({report['new']} new), "
+                 f"{report['passages']} passages" if report["ok"] else f"failed: {report['error']}")
         events.append(f"{time.perf_counter() - started:6.1f} s  rebuild done in {time.perf_counter() - began:.1f} s: "
                       f"{plain[:160]}")
     except Exception as error:  # noqa: BLE001

@@ -10,9 +10,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
+from qa.answer import NOT_FOUND
 from qa.errors import QAError
 from qa.service import (
     MAX_HISTORY_TURNS,
@@ -23,20 +25,21 @@ from qa.service import (
     BuildStatus,
     ChatService,
     IndexSummary,
+    QuestionRefused,
     TooManyAttempts,
     upload_name_problem,
 )
 from qa.store import Generation
 from qa.types import Answer, Article, Citation, Hit, Sentence
 
-NOT_FOUND_HEADING = "Not found in the indexed articles."
 MAX_CHAT_MESSAGES = 40  # the chat keeps its last 20 questions and answers: what a request brings back is bounded
 # Questions answered at once ($QA_ANSWER_CONCURRENCY). With the int8 embedder a question's model call is cheap, so
 # batching many gains little, and more questions at once only share the interpreter lock: on two cores, 2 at
 # once kept p95 within 2.2x of one client's under 16 sessions with pauses (16 at once: up to 4.2x) for 10 %
 # fewer answers per second back to back (docs/reliability.md).
 ANSWER_CONCURRENCY = int(os.environ.get("QA_ANSWER_CONCURRENCY", "2"))
-CLOSEST_PASSAGES = 3
+CLOSEST_PASSAGES = 3  # articles shown under a "not found" verdict, one passage each
+CLOSEST_CHARS = 220  # ... cut to about two lines, so that the verdict above them stays in view
 CONTEXT_CHARS = 240  # context around a quote when the index has no sentence offsets
 OPEN_PREFIX = "#qa-open/"
 _VIEWER_HINT = '<p class="qa-hint">Click a citation like [1], or a source title, to read the whole article here.</p>'
@@ -54,13 +57,67 @@ if (!window.__qaListening) {
     window.__qaOpenArticle(anchor.getAttribute('href'));
   }, true);
 }
+// The chat's Copy buttons copy the plain text each answer carries (.qa-plain), not its HTML: the click is seen
+// first, and the clipboard write Gradio makes in the same click (or its copy-command fallback) gets that text.
+if (!window.__qaCopying) {
+  window.__qaCopying = true;
+  const plainOf = (row) => {
+    const plain = row.querySelector('.qa-plain');
+    const message = row.querySelector('.message-content') || row;
+    return plain ? plain.textContent : message.innerText.trim();
+  };
+  document.addEventListener('click', (event) => {
+    const button = event.target.closest('#qa-chat button');
+    if (!button) return;
+    const label = button.getAttribute('aria-label') || '';
+    const buttons = button.closest('.message-buttons');  // just after the message they belong to
+    const row = buttons ? buttons.previousElementSibling : button.closest('.message-row');
+    if (row && /^Cop(y|ied)/.test(label)) {
+      window.__qaPlainCopy = plainOf(row);
+    } else if (/conversation/i.test(label)) {
+      const rows = [...document.querySelectorAll('#qa-chat .message-row')];
+      window.__qaPlainCopy = rows.map((r) => (r.classList.contains('user-row') ? 'Question: ' : '')
+        + plainOf(r)).join('\\n\\n');
+    } else {
+      return;
+    }
+    setTimeout(() => { window.__qaPlainCopy = null; }, 1000);
+  }, true);
+  if (navigator.clipboard && navigator.clipboard.writeText) {
+    const write = navigator.clipboard.writeText.bind(navigator.clipboard);
+    navigator.clipboard.writeText = (text) => {
+      const plain = window.__qaPlainCopy;
+      window.__qaPlainCopy = null;
+      return write(plain == null ? text : plain);
+    };
+  }
+  document.addEventListener('copy', (event) => {
+    if (window.__qaPlainCopy == null) return;
+    event.clipboardData.setData('text/plain', window.__qaPlainCopy);
+    event.preventDefault();
+    window.__qaPlainCopy = null;
+  }, true);
+}
 watch('value', () => {
   const quote = element.querySelector('mark.qa-quote');
   if (quote) quote.scrollIntoView({block: 'center'});
 });
 """
 
+PAGE_TITLE = "newsqa: answers quoted from your news articles"
+# After an answer: the chat is scrolled to the newest question, so its answer (or a "not found" verdict above the
+# closest passages) is read from its first line rather than its last.
+_SHOW_NEWEST_JS = """() => {
+  const rows = document.querySelectorAll('#qa-chat .message-row');
+  const row = rows[Math.max(0, rows.length - 2)], wrap = row && row.closest('.bubble-wrap');
+  if (wrap) wrap.scrollTop += row.getBoundingClientRect().top - wrap.getBoundingClientRect().top - 8;
+}"""
+
 CSS = """
+h1.qa-title { font-size: 1.35em; margin: 0; }
+/* The scroll-down button sits in the gutter right of the messages, not over their text. */
+#qa-chat .message-wrap { margin-right: 44px; }
+#qa-chat .scroll-down-button-container { left: auto; right: 6px; transform: none; }
 .qa-answer { margin: 0 0 .4em; }
 .qa-cite { font-weight: 600; text-decoration: none !important; }
 .qa-sources { margin: .3em 0 0; padding-left: 0; list-style: none; font-size: .92em; }
@@ -69,6 +126,7 @@ CSS = """
 .qa-passage { margin: .2em 0 0; padding-left: .6em; border-left: 3px solid var(--border-color-primary); }
 mark.qa-quote { background: #fde68a; color: inherit; padding: 0 1px; }
 .qa-notfound { font-weight: 600; }
+.qa-plain { display: none !important; }
 .qa-article h2 { margin-top: 0; }
 .qa-article .qa-body { line-height: 1.55; }
 .qa-hint { color: var(--body-text-color-subdued); }
@@ -143,21 +201,59 @@ def render_question(question: str) -> str:
 
 
 def render_answer(answer: Answer, generation: Generation) -> str:
-    """An answer as chat HTML: quotes with clickable [n] markers, then the numbered sources with their quotes
-    highlighted in context; for an abstention, the closest passages."""
+    """An answer as chat HTML: the answer phrase in bold, quotes with clickable [n] markers, then the numbered
+    sources with their quotes highlighted in context; for an abstention, the closest passages. A hidden copy in
+    plain text (plain_answer) goes with it: the message's Copy button copies that, not the HTML."""
     if answer.abstained or not answer.citations:
-        return _render_abstention(answer, generation)
+        return _render_abstention(answer, generation) + _plain_html(plain_answer(answer, generation))
     # The answer text is exactly “quote” [n] per citation, in order (qa.answer.compose_answer), so the
     # body is rebuilt from the citations: each marker links its own quote, whatever the quotes contain.
     body = " ".join(
         f'“{text_html(c.quote)}” <a class="qa-cite" href="{_link(generation, c)}">[{c.n}]</a>'
         for c in answer.citations
     )
+    if answer.answer_phrase is not None:
+        body = f'<strong class="qa-phrase">{text_html(answer.answer_phrase.text)}</strong> — {body}'
     by_article: dict[tuple[int, str], list[Citation]] = {}
     for citation in answer.citations:
         by_article.setdefault((citation.n, citation.doc_id), []).append(citation)
     items = "".join(_render_source(quotes, answer.passages, generation) for _, quotes in sorted(by_article.items()))
-    return f'<p class="qa-answer">{body}</p><ul class="qa-sources">{items}</ul>'
+    return (f'<p class="qa-answer">{body}</p><ul class="qa-sources">{items}</ul>'
+            + _plain_html(plain_answer(answer, generation)))
+
+
+def plain_answer(answer: Answer, generation: Generation) -> str:
+    """An answer as plain text, what the chat's Copy button copies and the API's `/chat` returns: the answer
+    (phrase, then each quote with its [n]), then the numbered sources with title, outlet, date and link; for an
+    abstention, the verdict and the closest articles."""
+    if answer.abstained or not answer.citations:
+        lines = [NOT_FOUND]
+        closest = _closest(answer.passages, generation)
+        if closest:
+            lines += ["", "Closest passages:"]
+        for n, (hit, article) in enumerate(closest, 1):
+            title = article.title or article.doc_id
+            lines.append(f"{n}. {_source_line(title, article.source, article.publish_date, article.url)}")
+            lines.append(f"   “{_clip(' '.join(article.text[hit.start : hit.end].split()), CLOSEST_CHARS)}”")
+        return "\n".join(lines)
+    body = " ".join(f"“{c.quote}” [{c.n}]" for c in answer.citations)
+    if answer.answer_phrase is not None:
+        body = f"{answer.answer_phrase.text} — {body}"
+    lines = [body, "", "Sources:"]
+    for n in dict.fromkeys(c.n for c in answer.citations):
+        c = next(c for c in answer.citations if c.n == n)
+        lines.append(f"[{n}] {_source_line(c.title or c.doc_id, c.source, c.publish_date, c.url)}")
+    return "\n".join(lines)
+
+
+def _source_line(title: str, source: str, publish_date: str | None, url: str) -> str:
+    parts = [title, *(part for part in (source, publish_date or "undated") if part)]
+    return " — ".join(parts[:2]) + "".join(f", {part}" for part in parts[2:]) + (f" {url}" if url else "")
+
+
+def _plain_html(text: str) -> str:
+    """The plain-text copy of a message, carried in it but never shown (the Copy button reads it)."""
+    return f'<div class="qa-plain" hidden>{html.escape(text)}</div>'
 
 
 def _link(generation: Generation, citation: Citation) -> str:
@@ -207,18 +303,28 @@ def _merge(windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+def _closest(hits: Sequence[Hit], generation: Generation) -> list[tuple[Hit, Article]]:
+    """The best passage of each of the first CLOSEST_PASSAGES articles among `hits`."""
+    closest: dict[str, tuple[Hit, Article]] = {}
+    for hit in hits:
+        if hit.doc_id not in closest and len(closest) < CLOSEST_PASSAGES:
+            closest[hit.doc_id] = (hit, generation.article(hit.doc_id))
+    return list(closest.values())
+
+
 def _render_abstention(answer: Answer, generation: Generation) -> str:
+    """The verdict first, then one short passage from each of the closest articles."""
     items = []
-    for hit in answer.passages[:CLOSEST_PASSAGES]:
-        article = generation.article(hit.doc_id)
+    for hit, article in _closest(answer.passages, generation):
         link = open_link(generation.name, hit.doc_id, hit.start, hit.end)
+        excerpt = _clip(" ".join(article.text[hit.start : hit.end].split()), CLOSEST_CHARS)
         items.append(
             f'<li><a class="qa-open" href="{link}">{html.escape(article.title or article.doc_id)}</a>'
             f' <span class="qa-meta">{_meta(article.source, article.publish_date)}</span>'
-            f'<blockquote class="qa-passage">{text_html(_clip(article.text[hit.start : hit.end]))}</blockquote></li>'
+            f'<blockquote class="qa-passage">{text_html(excerpt)}</blockquote></li>'
         )
     closest = f'<p>Closest passages:</p><ul class="qa-sources">{"".join(items)}</ul>' if items else ""
-    return f'<p class="qa-answer qa-notfound">{NOT_FOUND_HEADING}</p>{closest}'
+    return f'<p class="qa-answer qa-notfound">{html.escape(NOT_FOUND)}</p>{closest}'
 
 
 def _clip(text: str, limit: int = 2 * CONTEXT_CHARS) -> str:
@@ -311,24 +417,64 @@ def client_address(request) -> str:
     return getattr(getattr(request, "client", None), "host", "") or ""
 
 
+def summary_json(summary: IndexSummary) -> dict:
+    """The index summary for the API: counts, model, generation, and articles per period by publication date."""
+    data = asdict(summary)
+    data["timeline"] = [{"period": period, "articles": count} for period, count in summary.timeline]
+    return data
+
+
+def status_json(status: BuildStatus) -> dict:
+    """A finished rebuild for the API: the generation answering now, what the build read and skipped, or why it
+    failed."""
+    report = status.report
+    return {
+        "ok": status.phase != "failed",
+        "error": status.error,
+        "generation": report.generation if report is not None else "",
+        "up_to_date": bool(report is not None and report.up_to_date),
+        "articles": report.articles_read if report is not None else 0,
+        "new": report.new if report is not None else 0,
+        "changed": report.changed if report is not None else 0,
+        "removed": report.removed if report is not None else 0,
+        "passages": report.passages if report is not None else 0,
+        "seconds": round(report.seconds, 2) if report is not None else 0.0,
+        "skipped": [{"origin": s.origin, "reason": s.reason} for s in (report.skipped if report is not None else [])],
+    }
+
+
 def build_ui(service: ChatService, examples: Sequence[str] = ()):
-    """The Blocks app: a Chat tab (answers, sources, article viewer) and an Index tab (summary, upload, rebuild)."""
+    """The Blocks app: a Chat tab (answers, sources, article viewer) and an Index tab (summary, upload, rebuild).
+    The page's events return HTML and are left out of the API docs; the API (`/ask`, `/chat`, `/index_summary`,
+    `/upload`, `/rebuild`) returns JSON, with named parameters, the password optional."""
     import gradio as gr
 
     def refuse(message: str) -> Exception:
         """The message shown on the page; no traceback in the log: it is the caller's mistake, not ours."""
         return gr.Error(message, print_exception=False)
 
-    def respond(question: str, messages: list, asked: list[str]):
-        question = question.strip() if isinstance(question, str) else ""
+    def question_problem(question: str) -> str:
         if not question:
-            raise refuse("Type a question first.")
+            return "Type a question first."
         if len(question) > MAX_QUESTION_CHARS:
-            raise refuse(f"Questions are limited to {MAX_QUESTION_CHARS} characters.")
-        try:
-            answer, generation = service.ask(question, history=asked or [])
-        except QAError as error:
-            raise refuse(str(error)) from None
+            return f"Questions are limited to {MAX_QUESTION_CHARS} characters."
+        return ""
+
+    def respond(question: str, messages: list, asked: list[str]):
+        """The page's chat. A question refused (empty, too long, nothing to search for) leaves the chat as it is
+        and shows a hint: an error would mark the chat and the question box as failed."""
+        question = question.strip() if isinstance(question, str) else ""
+        problem = question_problem(question)
+        if not problem:
+            try:
+                answer, generation = service.ask(question, history=asked or [])
+            except QuestionRefused as error:
+                problem = f"{str(error)[:1].upper()}{str(error)[1:]}."
+            except QAError as error:
+                raise refuse(str(error)) from None
+        if problem:
+            gr.Warning(problem, duration=4, title="")
+            return gr.skip(), gr.skip(), gr.skip()
         earlier = messages[-(MAX_CHAT_MESSAGES - 2) :] if isinstance(messages, list) else []
         messages = [
             *earlier,
@@ -351,33 +497,54 @@ def build_ui(service: ChatService, examples: Sequence[str] = ()):
     def new_chat():
         return [], [], _VIEWER_HINT, ""
 
+    def answered(question: object, history: object) -> tuple[Answer, Generation]:
+        question = question.strip() if isinstance(question, str) else ""
+        if question_problem(question):
+            raise refuse(f"Give a question of 1 to {MAX_QUESTION_CHARS} characters.")
+        try:
+            return service.ask(question, history=history if isinstance(history, list) else [])
+        except QAError as error:
+            raise refuse(str(error)) from None
+
     def ask_json(question: str, history: list[str] | None = None) -> dict:
         """Answer one question; the result has the same fields as `python -m qa ask --json`."""
         from qa.cli import answer_json
 
-        question = question.strip() if isinstance(question, str) else ""
-        if not question or len(question) > MAX_QUESTION_CHARS:
-            raise refuse(f"Give a question of 1 to {MAX_QUESTION_CHARS} characters.")
-        try:
-            return answer_json(service.ask(question, history=history or [])[0])
-        except QAError as error:
-            raise refuse(str(error)) from None
+        return answer_json(answered(question, history)[0])
+
+    def chat_json(question: str, history: list[str] | None = None) -> dict:
+        """One turn of a conversation: `answer` (as `/ask` gives it), `text` (the answer and its numbered sources
+        in plain text, as the page's Copy button copies it), `generation` (the index generation that answered:
+        citations are offsets into its articles) and `history` (the questions so far, to pass with the next)."""
+        from qa.cli import answer_json
+
+        earlier = [q for q in history if isinstance(q, str)] if isinstance(history, list) else []
+        answer, generation = answered(question, earlier)
+        return {"answer": answer_json(answer), "text": plain_answer(answer, generation), "generation":
+                generation.name, "history": [*earlier, answer.question][-MAX_HISTORY_TURNS:]}
+
+    def index_summary() -> dict:
+        """What the index holds: generation, build time, articles, passages, model, articles per period."""
+        service.refresh()
+        return summary_json(service.summary())
 
     def show_index():
         service.refresh()  # picks up a `python -m qa build` run while the page was open
         summary = service.summary()
         return render_summary(summary), render_timeline(summary)
 
-    def add_files(files: list[str] | None, password: str, request: gr.Request):
+    def save(files: list[str] | None, password: str | None, request: gr.Request) -> list[Path]:
         try:
-            saved = service.save_uploads(files or [], [Path(f).name for f in files or []], password,
-                                         client_address(request))
+            return service.save_uploads(files or [], [Path(f).name for f in files or []], password,
+                                        client_address(request))
         except QAError as error:
             raise refuse(str(error)) from None
-        names = ", ".join(html.escape(path.name) for path in saved)
+
+    def add_files(files: list[str] | None, password: str, request: gr.Request):
+        names = ", ".join(html.escape(path.name) for path in save(files, password, request))
         return f"<p>Added to the corpus: {names}. Press “Rebuild index” to index them.</p>", None
 
-    def rebuild(password: str, request: gr.Request, progress=gr.Progress()):  # noqa: B008 (Gradio's progress bar)
+    def run_rebuild(password: str | None, request: gr.Request, progress) -> BuildStatus:
         try:
             service.start_rebuild(password, client_address(request))
         except QAError as error:
@@ -385,19 +552,43 @@ def build_ui(service: ChatService, examples: Sequence[str] = ()):
         while (status := service.build_status()).running:
             progress((status.done, status.total or None), desc=status.describe(), unit="passages")
             time.sleep(0.2)
-        return render_status(status), *show_index()
+        return status
+
+    def rebuild(files: list[str] | None, password: str, request: gr.Request,
+                progress=gr.Progress()):  # noqa: B008 (Gradio's progress bar)
+        """The page's Rebuild: files chosen and not yet added are added first, so a chosen file is never left out."""
+        added = ""
+        if files:
+            names = ", ".join(html.escape(path.name) for path in save(files, password, request))
+            added = f"<p>Added to the corpus: {names}.</p>"
+        status = run_rebuild(password, request, progress)
+        return added + render_status(status), None, *show_index()
+
+    def upload_json(files: list[str] | None, password: str | None, request: gr.Request) -> dict:
+        """Add articles to the corpus (`<corpus>/uploads/`); `/rebuild` indexes them. `password`: the admin
+        password, when one is set."""
+        return {"added": [path.name for path in save(files, password, request)]}
+
+    def rebuild_json(password: str | None, request: gr.Request,
+                     progress=gr.Progress()) -> dict:  # noqa: B008 (Gradio's progress bar)
+        """Rebuild the index from the corpus and switch to it; returns when it is answering (or failed).
+        `password`: the admin password, when one is set."""
+        return status_json(run_rebuild(password, request, progress))
 
     # Files sent to Gradio's upload route are deleted an hour after they came (checked every 5 minutes).
-    with gr.Blocks(title="newsqa: answers quoted from your news articles", analytics_enabled=False,
+    with gr.Blocks(title=PAGE_TITLE, analytics_enabled=False,
                    delete_cache=(min(300, UPLOAD_CACHE_SECONDS), UPLOAD_CACHE_SECONDS)) as demo:
+        gr.HTML(f'<h1 class="qa-title">{html.escape(PAGE_TITLE)}</h1>', elem_id="qa-heading", padding=False)
         asked = gr.State([])
         with gr.Tab("Chat"):
             with gr.Row(equal_height=False):
                 with gr.Column(scale=3):
                     chatbot = gr.Chatbot(
                         label="Answers, quoted word for word",
+                        show_label=False,  # a floating label would cover the first lines of the chat
                         elem_id="qa-chat",
                         height=560,
+                        autoscroll=False,  # the newest answer is scrolled to its top instead (_SHOW_NEWEST_JS)
                         render_markdown=False,  # messages are HTML built here, every text escaped
                         latex_delimiters=[],
                         sanitize_html=True,
@@ -406,13 +597,13 @@ def build_ui(service: ChatService, examples: Sequence[str] = ()):
                         placeholder="Ask a question about the indexed articles. Answers are quotes from them, "
                         "each with its source.",
                     )
-                    with gr.Row():
+                    with gr.Row(equal_height=True):
                         question = gr.Textbox(
                             show_label=False, placeholder="Ask about the indexed articles…", elem_id="qa-question",
-                            scale=5, max_length=MAX_QUESTION_CHARS, submit_btn=False,
+                            scale=1, max_length=MAX_QUESTION_CHARS, submit_btn=False, container=False,
                         )
-                        ask_button = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
-                        new_button = gr.Button("New chat", scale=1, elem_id="qa-new-chat")
+                        ask_button = gr.Button("Ask", variant="primary", scale=0, min_width=72, elem_id="qa-ask")
+                        new_button = gr.Button("New chat", scale=0, min_width=128, elem_id="qa-new-chat")
                     if examples:
                         example_list = gr.Examples([[q] for q in examples], inputs=[question],
                                                    label="Example questions")
@@ -431,29 +622,43 @@ def build_ui(service: ChatService, examples: Sequence[str] = ()):
                                           visible=service.admin_required)
                     add_button = gr.Button("Add to corpus", elem_id="qa-add")
                     rebuild_button = gr.Button("Rebuild index", variant="primary", elem_id="qa-rebuild")
+                    gr.HTML('<p class="qa-hint">Rebuild index adds the chosen files first.</p>', padding=False)
             build_html = gr.HTML(elem_id="qa-build")
+        # The API's own inputs and outputs, never shown: JSON results, parameters named after the functions'.
+        api_files = gr.File(file_count="multiple", file_types=list(UPLOAD_SUFFIXES), visible=False,
+                            elem_id="qa-api-files")
+        api_password = gr.Textbox("", visible=False, elem_id="qa-api-password")
+        api_result = gr.JSON(label="result", visible=False)
+        api_upload, api_rebuild = gr.Button(visible=False), gr.Button(visible=False)
 
+        page = {"api_visibility": "undocumented"}  # the page's HTML events; scripts use the JSON API
         chat_inputs, chat_outputs = [question, chatbot, asked], [question, chatbot, asked]
-        question.submit(respond, chat_inputs, chat_outputs, api_name="chat", concurrency_limit=ANSWER_CONCURRENCY)
-        ask_button.click(respond, chat_inputs, chat_outputs, api_visibility="undocumented",
-                         concurrency_limit=ANSWER_CONCURRENCY)
+        question.submit(respond, chat_inputs, chat_outputs, api_name="page_chat",
+                        concurrency_limit=ANSWER_CONCURRENCY, **page).then(None, js=_SHOW_NEWEST_JS)
+        ask_button.click(respond, chat_inputs, chat_outputs, api_visibility="private",
+                         concurrency_limit=ANSWER_CONCURRENCY).then(None, js=_SHOW_NEWEST_JS)
         if examples:
-            example_list.load_input_event.then(respond, chat_inputs, chat_outputs, api_visibility="undocumented")
-        new_button.click(new_chat, None, [chatbot, asked, viewer, question], api_name="new_chat")
-        chatbot.clear(new_chat, None, [chatbot, asked, viewer, question], api_visibility="undocumented")
-        viewer.open(open_article, None, viewer, api_visibility="undocumented", concurrency_limit=8)
+            example_list.load_input_event.then(respond, chat_inputs, chat_outputs, api_visibility="private").then(
+                None, js=_SHOW_NEWEST_JS)
+        new_button.click(new_chat, None, [chatbot, asked, viewer, question], api_visibility="private")
+        chatbot.clear(new_chat, None, [chatbot, asked, viewer, question], api_visibility="private")
+        viewer.open(open_article, None, viewer, api_visibility="private", concurrency_limit=8)
         gr.api(ask_json, api_name="ask", concurrency_limit=ANSWER_CONCURRENCY)
+        gr.api(chat_json, api_name="chat", concurrency_limit=ANSWER_CONCURRENCY)
+        gr.api(index_summary, api_name="index_summary")
 
         # The browser sends the password typed so far with its uploads (a cookie of this site only): with an
         # admin password set, the upload route stores nothing without it (GuardUploads).
         password.change(None, [password], None, js=_ADMIN_COOKIE_JS, queue=False)
         index_outputs = [summary_html, chart]
-        demo.load(show_index, None, index_outputs, api_name="index_summary")
-        index_tab.select(show_index, None, index_outputs, api_visibility="undocumented")
-        add_button.click(add_files, [files, password], [build_html, files], api_name="upload")
+        demo.load(show_index, None, index_outputs, api_name="page_index", **page)
+        index_tab.select(show_index, None, index_outputs, api_visibility="private")
+        add_button.click(add_files, [files, password], [build_html, files], api_name="page_upload", **page)
         # Not queued behind a running rebuild: a second press must be refused at once, not run afterwards.
-        rebuild_button.click(rebuild, [password], [build_html, *index_outputs], api_name="rebuild",
-                             concurrency_limit=None)
+        rebuild_button.click(rebuild, [files, password], [build_html, files, *index_outputs],
+                             api_name="page_rebuild", concurrency_limit=None, **page)
+        api_upload.click(upload_json, [api_files, api_password], api_result, api_name="upload")
+        api_rebuild.click(rebuild_json, [api_password], api_result, api_name="rebuild", concurrency_limit=None)
     return demo
 
 

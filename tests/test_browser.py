@@ -45,7 +45,9 @@ def browser():
 
 @pytest.fixture
 def page(browser, app):
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    # clipboard permissions: the Copy buttons' text is read back from the clipboard
+    context = browser.new_context(viewport={"width": 1280, "height": 860},
+                                  permissions=["clipboard-read", "clipboard-write"])
     opened = context.new_page()
     opened.set_default_timeout(TIMEOUT_MS)
     opened.dialogs = []  # any alert() a payload manages to run
@@ -113,11 +115,45 @@ def test_ask_then_click_the_citation_to_read_the_article(page):
     assert "Click a citation" in page.locator("#qa-viewer").inner_text()
 
 
-def test_an_abstention_is_shown_as_not_found_with_the_closest_passages(page, monkeypatch):
+def test_an_empty_question_shows_a_hint_and_leaves_the_chat_usable(page, capfd):
+    answered = ask(page, SEED_QUESTION)
+    page.locator("#qa-ask").click()  # empty box
+    page.locator(".toast-body", has_text="Type a question first.").first.wait_for()
+    page.locator("#qa-question textarea").fill("   ")
+    page.locator("#qa-question textarea").press("Enter")
+    page.wait_for_function(  # the hint again (Gradio groups toasts of one kind under a count)
+        "document.querySelector('.toast-count') || document.body.innerText.split('Type a question first.').length > 2")
+    # no red "Error" badge over the chat or the question box, the answer still there and readable
+    assert page.locator("#qa-chat .error, #qa-question .error, .error").count() == 0
+    assert page.get_by_text("Error", exact=True).count() == 0
+    assert "Rubio" in answered.inner_text() and answered.is_visible()
+    answer = ask(page, "When does construction of the Riverton bike lanes begin?")  # typed, asked, answered
+    assert "Riverton council approves" in answer.locator(".qa-sources").inner_text()
+    assert "Traceback" not in capfd.readouterr().err  # a refused question is no server error
+
+
+def test_copy_puts_the_answer_and_its_sources_on_the_clipboard_as_plain_text(page):
+    answer = ask(page, SEED_QUESTION)
+    answer.hover()
+    page.locator("#qa-chat .message-buttons button[aria-label='Copy message']").last.click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert "<" not in copied and "class=" not in copied, copied
+    phrase = answer.locator(".qa-phrase").inner_text() if answer.locator(".qa-phrase").count() else ""
+    body, sources = copied.split("\n\nSources:\n")
+    assert body.startswith(phrase) and "Rubio" in body and body.rstrip().endswith("[1]"), body
+    assert sources.startswith("[1] Dar, Rubio discuss bilateral ties, regional issues — The Express Tribune, "), sources
+    page.locator("#qa-chat button[aria-label='Copy conversation']").click()
+    everything = page.evaluate("navigator.clipboard.readText()")
+    assert everything == f"Question: {SEED_QUESTION}\n\n{copied}", everything
+
+
+def test_an_abstention_keeps_its_verdict_in_view_above_short_passages_one_per_article(page, monkeypatch):
     import qa.service
     from qa.answer import NOT_FOUND
     from qa.types import Answer
+    from qa.web import CLOSEST_CHARS
 
+    ask(page, SEED_QUESTION)  # a long answer first: the chat has to scroll to show the next one
     real_ask = qa.service.ask
 
     def abstaining(*args, **kwargs):  # whatever the answer stage decides, show how an abstention looks
@@ -126,11 +162,36 @@ def test_an_abstention_is_shown_as_not_found_with_the_closest_passages(page, mon
 
     monkeypatch.setattr(qa.service, "ask", abstaining)
     answer = ask(page, "How much is the adult fare on the Gull Island ferry?")
-    assert answer.locator(".qa-notfound").inner_text() == "Not found in the indexed articles."
+    verdict = answer.locator(".qa-notfound")
+    assert verdict.inner_text() == NOT_FOUND  # the CLI's and the API's wording
     assert "Closest passages" in answer.inner_text() and answer.locator("a.qa-cite").count() == 0
-    closest = answer.locator("a.qa-open")
-    assert 1 <= closest.count() <= 3
+    titles = answer.locator("a.qa-open").all_inner_texts()
+    assert 1 <= len(titles) <= 3 and len(set(titles)) == len(titles), titles  # one passage per article
     assert "Gull Island ferry returns" in answer.locator(".qa-sources").inner_text()
+    assert all(len(text) <= CLOSEST_CHARS + 2 for text in answer.locator(".qa-passage").all_inner_texts())
+    page.wait_for_function(  # the verdict is inside the chat's visible area, not scrolled away
+        """() => { const v = document.querySelectorAll('#qa-chat .qa-notfound');
+                   const box = v[v.length - 1].getBoundingClientRect();
+                   const chat = document.querySelector('#qa-chat .bubble-wrap').getBoundingClientRect();
+                   return box.top >= chat.top && box.bottom <= chat.bottom; }""", timeout=5_000)
+
+
+def test_the_page_has_a_title_a_wide_question_box_and_nothing_over_the_answers(page):
+    assert page.title() == "newsqa: answers quoted from your news articles"
+    assert page.locator("h1.qa-title").inner_text() == page.title()
+    box = page.locator("#qa-question").bounding_box()
+    buttons = [page.locator(s).bounding_box() for s in ("#qa-ask", "#qa-new-chat")]
+    assert box["width"] >= 2 * sum(b["width"] for b in buttons), (box, buttons)
+    assert page.locator("#qa-chat [data-testid='block-label']").count() == 0  # no label floating over the chat
+    for question in (SEED_QUESTION, "When does construction of the Riverton bike lanes begin?"):
+        ask(page, question)
+    page.locator("#qa-chat .bubble-wrap").evaluate("wrap => { wrap.scrollTop = 0; }")
+    scroll_down = page.locator("#qa-chat .scroll-down-button-container button")
+    scroll_down.wait_for()
+    button = scroll_down.bounding_box()
+    rows = page.locator("#qa-chat .message-row").evaluate_all(
+        "rows => rows.map(r => r.getBoundingClientRect().right)")
+    assert button["x"] >= max(rows), (button, rows)  # beside the messages, not over their text
 
 
 def test_upload_rebuild_then_ask_about_the_new_article(page, app, tmp_path):
@@ -147,12 +208,11 @@ def test_upload_rebuild_then_ask_about_the_new_article(page, app, tmp_path):
     page.locator("#qa-password input").fill(PASSWORD)  # first: the upload route stores nothing without it
     page.locator("#qa-upload input[type=file]").set_input_files(str(article))
     page.locator("#qa-upload", has_text="comet news.md").wait_for()
-    page.locator("#qa-add").click()
-    page.locator("#qa-build", has_text="Added to the corpus: comet_news.md").wait_for()
-    assert (app.corpus / "uploads" / "comet_news.md").is_file()
     old = app.service.generation.name
-    page.locator("#qa-rebuild").click()
+    page.locator("#qa-rebuild").click()  # without "Add to corpus" first: the chosen file is added, then indexed
     page.locator("#qa-build", has_text="is now answering").wait_for()
+    assert "Added to the corpus: comet_news.md" in page.locator("#qa-build").inner_text()
+    assert (app.corpus / "uploads" / "comet_news.md").is_file()
     assert app.service.generation.name != old
     assert app.service.generation.name in page.locator("#qa-summary").inner_text()
     screenshot(page, "index-after-rebuild.png")

@@ -139,7 +139,7 @@ def test_app_serves_the_previous_generation_and_says_what_is_wrong(two_generatio
     demo = launch(service, port=port, block=False)
     try:
         client = Client(f"http://127.0.0.1:{port}", verbose=False, download_files=False)
-        summary, _ = client.predict(api_name="/index_summary")
+        summary = client.predict(api_name="/index_summary")["warning"]
         assert f"Generation {current.name} cannot be loaded" in summary and good in summary
         answer = client.predict("How many homes lost power in the hurricane?", None, api_name="/ask")
         citation = answer["citations"][0]
@@ -288,11 +288,11 @@ def test_an_upload_that_fills_the_disk_stores_nothing_and_says_so(tmp_path, smal
     with running_app(corpus, tmp_path / "index", FakeEmbedder(), password=PASSWORD) as app:
         client = Client(app.url, verbose=False, headers={"x-admin-password": PASSWORD})
         with pytest.raises(AppError, match=r"could not be stored \(no space left on device\); nothing was added"):
-            client.predict(files, PASSWORD, api_name="/upload")
+            client.predict(files=files, password=PASSWORD, api_name="/upload")
         assert list((corpus / "uploads").iterdir()) == []
         filler.unlink()
-        added, _ = client.predict(files, PASSWORD, api_name="/upload")
-        assert "Added to the corpus: harbour.txt, ferry.txt" in added
+        added = client.predict(files=files, password=PASSWORD, api_name="/upload")
+        assert added == {"added": ["harbour.txt", "ferry.txt"]}
         for name in ("harbour.txt", "ferry.txt"):
             assert (corpus / "uploads" / name).read_bytes() == (incoming / name).read_bytes()
         assert len(list((corpus / "uploads").iterdir())) == 2
@@ -329,7 +329,7 @@ def test_a_store_damaged_while_served_is_detected_and_the_previous_generation_an
             answers = [client.predict(question, None, api_name="/ask") for question in
                        ["How many homes lost power in the hurricane?", "Who won the chess championship?",
                         "When will the House vote on the budget?"] * 5]
-            summary, _ = client.predict(api_name="/index_summary")
+            summary = client.predict(api_name="/index_summary")["warning"]
         assert f"Generation {current.name} cannot be loaded" in summary and f"{good} is answering" in summary
         assert f"generation {current.name} failed while answering" in caplog.text
         assert service.generation.name == good

@@ -1,7 +1,9 @@
 """The web chat's service and HTML, and the launched app through gradio_client and plain HTTP."""
 
 import asyncio
+import html
 import json
+import re
 import threading
 import time
 import urllib.error
@@ -13,6 +15,7 @@ import pytest
 
 import qa.service
 import qa.web
+from qa.answer import NOT_FOUND
 from qa.service import (
     AdminOnly,
     ChatService,
@@ -25,9 +28,10 @@ from qa.service import (
 from qa.store import build_index, load_generation
 from qa.types import Answer, Citation, Hit
 from qa.web import (
-    NOT_FOUND_HEADING,
+    CLOSEST_CHARS,
     RefuseUploadPaths,
     parse_open_link,
+    plain_answer,
     render_answer,
     render_article,
     render_status,
@@ -101,12 +105,40 @@ def test_answer_links_each_marker_to_its_quote_and_lists_sources(generation):
     assert "&lt;b onmouseover=alert(1)&gt;Payload Post&lt;/b&gt; · 2025-07-30" in page
 
 
-def test_abstention_says_not_found_and_shows_the_closest_passages(generation):
-    hits = [Hit(1, 0, HOSTILE["doc_id"], 0.2, 0, 80)]
-    page = render_answer(Answer("q", "The indexed articles do not answer this question.", True, [], hits), generation)
+def test_abstention_says_not_found_and_shows_short_passages_one_per_article(generation):
+    docs = {generation.article(d).title: d for d in generation.doc_ids()}
+    storm = docs["Hurricane Delta hits the coast"]
+    hits = [Hit(1, 0, HOSTILE["doc_id"], 0.2, 0, 400), Hit(2, 1, HOSTILE["doc_id"], 0.2, 80, 300),
+            Hit(3, 2, storm, 0.1, 0, 200)]
+    answer = Answer("q", NOT_FOUND, True, [], hits)
+    page = render_answer(answer, generation)
     assert_inert(page)
-    assert NOT_FOUND_HEADING in page and "Closest passages" in page
+    assert page.index(NOT_FOUND) < page.index("Closest passages")  # the same words as the CLI and the API
+    assert page.count('class="qa-open"') == 2  # the museum article once, though two of its passages came back
     assert "The Zephyrville museum opened an exhibition" in page
+    passages = [html.unescape(re.sub("<[^>]+>", "", m)) for m in re.findall(r'"qa-passage">(.*?)</blockquote>', page)]
+    assert passages and all(len(text) <= CLOSEST_CHARS + 2 for text in passages), passages
+    plain = plain_answer(answer, generation)
+    assert plain.startswith(f"{NOT_FOUND}\n\nClosest passages:\n1. Museum shows antique typewriters <script>")
+    assert "\n2. Hurricane Delta hits the coast — " in plain
+
+
+def test_plain_answer_is_the_phrase_the_quotes_and_the_numbered_sources_without_html(generation):
+    from qa.types import Phrase
+
+    docs = {generation.article(d).title: d for d in generation.doc_ids()}
+    storm = cite(generation, docs["Hurricane Delta hits the coast"], "About 300,000 homes lost power.", 1)
+    hostile = cite(generation, HOSTILE["doc_id"], "The oldest machine was built in 1878.", 2)
+    phrase = Phrase("300,000", storm.doc_id, storm.start + 6, storm.start + 13)
+    answer = Answer("q", "", False, [storm, hostile], [], answer_phrase=phrase)
+    plain = plain_answer(answer, generation)
+    assert plain == (  # the storm article has no outlet, date or link
+        f"300,000 — “{storm.quote}” [1] “{hostile.quote}” [2]\n\nSources:\n"
+        "[1] Hurricane Delta hits the coast — undated\n"
+        f"[2] {HOSTILE['title']} — {HOSTILE['source']}, 2025-07-30 {HOSTILE['url']}")
+    page = render_answer(answer, generation)
+    assert '<strong class="qa-phrase">300,000</strong> — “About 300,000' in page
+    assert f'<div class="qa-plain" hidden>{html.escape(plain)}</div>' in page  # what Copy copies
 
 
 @pytest.mark.parametrize("name, stored", [
@@ -406,16 +438,17 @@ def test_upload_and_rebuild_endpoints_refuse_a_wrong_or_missing_password(fake_ap
     before = fake_app.service.generation.name
     for wrong in ("", "guess"):
         with pytest.raises(AppError, match="wrong or missing admin password"):
-            client.predict([handle_file(str(upload))], wrong, api_name="/upload")
+            client.predict(files=[handle_file(str(upload))], password=wrong, api_name="/upload")
         with pytest.raises(AppError, match="wrong or missing admin password"):
-            client.predict(wrong, api_name="/rebuild")
+            client.predict(password=wrong, api_name="/rebuild")
     assert not (fake_app.corpus / "uploads").exists() and fake_app.service.generation.name == before
 
-    added, _ = client.predict([handle_file(str(upload))], PASSWORD, api_name="/upload")
-    assert "Added to the corpus: comet.txt" in added and (fake_app.corpus / "uploads" / "comet.txt").is_file()
-    report, summary, _ = client.predict(PASSWORD, api_name="/rebuild")
-    assert "is now answering" in report and fake_app.service.generation.name != before
-    assert fake_app.service.generation.name in summary
+    added = client.predict(files=[handle_file(str(upload))], password=PASSWORD, api_name="/upload")
+    assert added == {"added": ["comet.txt"]} and (fake_app.corpus / "uploads" / "comet.txt").is_file()
+    report = client.predict(password=PASSWORD, api_name="/rebuild")
+    assert report["ok"] and report["new"] == 1 and not report["up_to_date"]
+    assert report["generation"] == fake_app.service.generation.name != before
+    assert client.predict(api_name="/index_summary")["generation"] == report["generation"]
     answer = client.predict("When will the comet be visible with binoculars?", api_name="/ask")
     titles = {fake_app.service.generation.article(p["doc_id"]).title for p in answer["passages"]}
     assert NEW_ARTICLE[0] in titles
@@ -427,13 +460,13 @@ def test_a_second_rebuild_is_refused_while_one_runs(fake_app, client, monkeypatc
     gate = threading.Event()
     real_build = qa.service.build_index
     monkeypatch.setattr(qa.service, "build_index", lambda *a, **k: gate.wait(30) and real_build(*a, **k))
-    first = client.submit(PASSWORD, api_name="/rebuild")
+    first = client.submit(password=PASSWORD, api_name="/rebuild")
     for _ in range(200):
         if fake_app.service.build_status().running:
             break
         threading.Event().wait(0.05)
     with pytest.raises(AppError, match="a rebuild is already running"):
-        client.predict(PASSWORD, api_name="/rebuild")
+        client.predict(password=PASSWORD, api_name="/rebuild")
     for _ in range(200):  # the page's progress bar is fed while the build runs
         progress = first.status().progress_data
         if progress:
@@ -441,7 +474,7 @@ def test_a_second_rebuild_is_refused_while_one_runs(fake_app, client, monkeypatc
         threading.Event().wait(0.05)
     assert progress[0].desc == "reading and chunking articles"
     gate.set()
-    assert "up to date" in first.result(timeout=60)[0]
+    assert first.result(timeout=60)["up_to_date"]
 
 
 def test_follow_ups_pass_the_earlier_questions_and_new_chat_clears_them(fake_app, monkeypatch):
@@ -456,13 +489,12 @@ def test_follow_ups_pass_the_earlier_questions_and_new_chat_clears_them(fake_app
 
     monkeypatch.setattr(qa.service, "ask", spy)
     chat = Client(fake_app.url, verbose=False)
-    _, messages = chat.predict("Who won the chess championship?", [], api_name="/chat")
-    _, messages = chat.predict("Where is she from?", messages, api_name="/chat")
+    turn = chat.predict(question="Who won the chess championship?", api_name="/chat")
+    turn = chat.predict(question="Where is she from?", history=turn["history"], api_name="/chat")
     first = "Who won the chess championship?"
     assert seen == [(first, []), ("Where is she from?", [first])]
-    assert [m["role"] for m in messages] == ["user", "assistant"] * 2
-    chat.predict(api_name="/new_chat")
-    chat.predict("Did the Senate pass the budget?", [], api_name="/chat")
+    assert turn["history"] == [first, "Where is she from?"] and turn["generation"] == fake_app.service.generation.name
+    chat.predict(question="Did the Senate pass the budget?", api_name="/chat")  # a new conversation: no history
     assert seen[-1] == ("Did the Senate pass the budget?", [])
 
 
@@ -480,10 +512,11 @@ def test_seed_question_through_gradio_client(tmp_path, real_embedder):
         assert not answer["abstained"]
         quotes = [c["quote"] for c in answer["citations"]]
         assert any("Rubio" in q for q in quotes) and all(q in seed for q in quotes)
-        _, messages = client.predict("Who did Ishaq Dar speak with by phone?", [], api_name="/chat")
-        reply = messages[-1]["content"][0]["text"]
-        assert 'class="qa-cite" href="#qa-open/' in reply and "Rubio" in reply
-        assert "Dar, Rubio discuss bilateral ties, regional issues" in reply
+        turn = client.predict(question="Who did Ishaq Dar speak with by phone?", api_name="/chat")
+        assert turn["answer"]["citations"] == answer["citations"]
+        text = turn["text"]  # plain text, as the page's Copy button copies it
+        assert "<" not in text and "Rubio" in text.split("\n")[0]
+        assert "\n\nSources:\n[1] Dar, Rubio discuss bilateral ties, regional issues — The Express Tribune" in text
 
 
 def test_an_upload_the_build_would_skip_is_refused_at_once(fake_app, client, tmp_path):
@@ -499,7 +532,8 @@ def test_an_upload_the_build_would_skip_is_refused_at_once(fake_app, client, tmp
     for path, why in ((long_text, "long.txt cannot be indexed: article text longer than 1000000 characters"),
                       (lines, "lines.jsonl:2 cannot be indexed: article has no text")):
         with pytest.raises(AppError, match=f"{why}; nothing was added"):
-            client.predict([handle_file(str(fine)), handle_file(str(path))], PASSWORD, api_name="/upload")
+            client.predict(files=[handle_file(str(fine)), handle_file(str(path))], password=PASSWORD,
+                           api_name="/upload")
     assert (sorted(uploads.iterdir()) if uploads.exists() else []) == before
 
 
@@ -540,5 +574,34 @@ def test_every_response_forbids_framing_and_scripts_from_elsewhere_and_hides_the
         assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
         policy = headers["content-security-policy"]
         assert "frame-ancestors 'none'" in policy and "connect-src 'self'" in policy and "object-src 'none'" in policy
-    summary, _ = client.predict(api_name="/index_summary")
-    assert "<th>Corpus</th><td>corpus</td>" in summary and str(fake_app.corpus.parent) not in summary
+    summary = client.predict(api_name="/index_summary")
+    assert summary["corpus"] == "corpus" and str(fake_app.corpus.parent) not in json.dumps(summary)
+
+
+def test_the_api_returns_json_with_named_parameters_and_needs_no_password_when_none_is_set(tmp_path):
+    from gradio_client import Client, handle_file
+
+    with running_app(write_articles(tmp_path / "corpus", NEWS), tmp_path / "index", FakeEmbedder()) as app:
+        client = Client(app.url, verbose=False, download_files=False)
+        described = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        assert set(described) == {"/ask", "/chat", "/index_summary", "/upload", "/rebuild"}  # no page events
+        parameters = {name: [p["parameter_name"] for p in info["parameters"]] for name, info in described.items()}
+        assert parameters == {"/ask": ["question", "history"], "/chat": ["question", "history"],
+                              "/index_summary": [], "/upload": ["files", "password"], "/rebuild": ["password"]}
+        for name in ("/upload", "/rebuild"):
+            password = next(p for p in described[name]["parameters"] if p["parameter_name"] == "password")
+            assert password["parameter_has_default"] and password["parameter_default"] == ""
+        assert not any(r["label"].startswith("value_") for info in described.values() for r in info["returns"])
+
+        summary = client.predict(api_name="/index_summary")
+        assert summary["articles"] == len(NEWS) and summary["generation"] == app.service.generation.name
+        assert all(set(row) == {"period", "articles"} for row in summary["timeline"])
+        upload = write_articles(tmp_path / "incoming", {"comet.txt": NEW_ARTICLE}) / "comet.txt"
+        assert client.predict(files=[handle_file(str(upload))], api_name="/upload") == {"added": ["comet.txt"]}
+        report = client.predict(api_name="/rebuild")  # no password argument: none is set
+        assert report["ok"] and report["new"] == 1 and report["articles"] == len(NEWS) + 1
+        turn = client.predict(question="When will the comet be visible with binoculars?", api_name="/chat")
+        assert set(turn) == {"answer", "text", "generation", "history"} and "<" not in turn["text"]
+        assert turn["generation"] == report["generation"]
+        assert NEW_ARTICLE[0] in {app.service.generation.article(p["doc_id"]).title
+                                  for p in turn["answer"]["passages"]}
