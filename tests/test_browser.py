@@ -97,8 +97,6 @@ def test_ask_then_click_the_citation_to_read_the_article(page):
         """() => { const m = document.querySelector('#qa-viewer mark.qa-quote').getBoundingClientRect();
                    return m.top >= 0 && m.bottom <= window.innerHeight; }""")
     screenshot(page, "chat-citation.png")
-    if os.environ.get("QA_README_SCREENSHOT"):
-        readme_screenshot(page.screenshot(), ROOT / "docs" / "screenshot-chat.png")
 
     page.get_by_role("button", name="When does construction of the Riverton bike lanes begin?").click()  # example
     page.wait_for_function("document.querySelectorAll('#qa-chat .message-content').length >= 4")
@@ -113,6 +111,15 @@ def test_ask_then_click_the_citation_to_read_the_article(page):
     page.locator("#qa-new-chat").click()
     page.wait_for_function("document.querySelectorAll('#qa-chat .message-content').length === 0")
     assert "Click a citation" in page.locator("#qa-viewer").inner_text()
+
+    # The README's picture: an answer led by its answer phrase in bold, its article open beside the chat.
+    answer = ask(page, "Who won the sourdough category of the National Bread Guild competition?")
+    assert answer.locator("strong.qa-phrase").inner_text() == "Ines Carvalho"
+    answer.locator("a.qa-cite").first.click()
+    page.locator("#qa-viewer h2", has_text="Oak Hollow baker wins national sourdough prize").wait_for()
+    page.locator("#qa-viewer mark.qa-quote").wait_for()
+    if os.environ.get("QA_README_SCREENSHOT"):
+        readme_screenshot(page.screenshot(), ROOT / "docs" / "screenshot-chat.png")
 
 
 def test_an_empty_question_shows_a_hint_and_leaves_the_chat_usable(page, capfd):
