@@ -12,10 +12,10 @@ ROOT = Path(__file__).resolve().parent
 SAMPLE_CORPUS = ROOT / "corpus"
 SAMPLE_QUESTIONS = [
     "Who did Ishaq Dar speak with by phone?",
-    "When does construction of the Riverton bike lanes begin?",
+    "How many parking spaces are Riverton shop owners worried about losing?",
     "Who won the sourdough category of the National Bread Guild competition?",
-    "How much is the adult fare on the Gull Island ferry?",
-    "How much warmer were neighbourhoods with few street trees?",
+    "How many people a day did the water taxi carry during the ferry repairs?",
+    "Who donated most of the seeds to the Northfield library?",
 ]
 
 
