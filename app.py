@@ -12,9 +12,9 @@ ROOT = Path(__file__).resolve().parent
 SAMPLE_CORPUS = ROOT / "corpus"
 SAMPLE_QUESTIONS = [
     "Who did Ishaq Dar speak with by phone?",
-    "How many parking spaces are Riverton shop owners worried about losing?",
+    "How many parking spaces worry Riverton shop owners?",
     "Who won the sourdough category of the National Bread Guild competition?",
-    "How many people a day did the water taxi carry during the ferry repairs?",
+    "How many people a day did the water taxi carry?",
     "Who donated most of the seeds to the Northfield library?",
 ]
 

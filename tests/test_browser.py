@@ -98,7 +98,7 @@ def test_ask_then_click_the_citation_to_read_the_article(page):
                    return m.top >= 0 && m.bottom <= window.innerHeight; }""")
     screenshot(page, "chat-citation.png")
 
-    page.get_by_role("button", name="How many parking spaces are Riverton shop owners worried about losing?").click()
+    page.get_by_role("button", name="How many parking spaces worry Riverton shop owners?").click()
     page.wait_for_function("document.querySelectorAll('#qa-chat .message-content').length >= 4")
     follow_up = page.locator("#qa-chat .message-content").nth(3)
     follow_up.locator("a.qa-open", has_text="Riverton council approves").click()
