@@ -9,6 +9,8 @@ from functools import lru_cache
 def fold_invisible(text: str) -> str:
     """NFKC (fullwidth and other compatibility forms become plain letters) without invisible format characters
     (zero-width spaces and joiners, soft hyphens, bidi marks: Unicode category Cf), so `Ig\\u200bnore` is `Ignore`."""
+    if text.isascii():  # nothing to fold (most text): NFKC leaves ASCII alone and it has no format characters
+        return text
     text = unicodedata.normalize("NFKC", text)
     return "".join(c for c in text if unicodedata.category(c) != "Cf")
 
@@ -16,6 +18,8 @@ def fold_invisible(text: str) -> str:
 def fold_confusables(text: str) -> str:
     """`fold_invisible`, lower-cased, with every letter that looks like a Latin one (Cyrillic о, Greek ο, ...)
     replaced by it: `Ignоre` with a Cyrillic о reads `ignore`. For case-insensitive matching only."""
+    if text.isascii():
+        return text.lower()
     table = _latin_look_alikes()
     return fold_invisible(text).lower().translate(table)
 

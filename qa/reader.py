@@ -472,6 +472,7 @@ def candidates_for(generation: Generation, query: Query, hits: list[Hit]) -> lis
         )
     candidates: list[Candidate] = []
     seen: set[tuple[str, int]] = set()
+    terms_of: dict[str, set[str]] = {}  # a sentence is read as a candidate and again as its neighbours' neighbour
     for hit in hits:
         article = generation.article(hit.doc_id)
         sentences = generation.sentences(hit.doc_id)
@@ -487,7 +488,9 @@ def candidates_for(generation: Generation, query: Query, hits: list[Hit]) -> lis
             text = article.text[sentence.start : sentence.end]
             if is_instruction(text):  # look-alike letters read as Latin
                 continue
-            terms = set(tokenize(text))
+            if text not in terms_of:
+                terms_of[text] = set(tokenize(text))
+            terms = terms_of[text]
             matched = terms & (question_terms | context_terms)
             coverage = (
                 sum(weights[t] for t in terms & question_terms) + 0.5 * sum(weights[t] for t in terms & context_terms)
@@ -496,7 +499,9 @@ def candidates_for(generation: Generation, query: Query, hits: list[Hit]) -> lis
             # written to steer a model are passed over: a planted line must not lend its words to its neighbours)
             around: set[str] = set()
             for side in (_neighbour(article.text, sentences, index, -1), _neighbour(article.text, sentences, index, 1)):
-                around |= set(tokenize(side))
+                if side not in terms_of:
+                    terms_of[side] = set(tokenize(side))
+                around |= terms_of[side]
             neighbours = sum(weights[t] for t in (around - terms) & question_terms) / total
             spans = answer_spans(text, kind, query.question)
             names = spans if kind == NAME else answer_spans(text, NAME, query.question)

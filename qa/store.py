@@ -144,6 +144,7 @@ class Generation:
             raise IndexCorrupt(str(path), "vector and passage counts differ")
         self._lock = threading.Lock()
         self._articles: dict[str, Article] = {}
+        self._sentences: dict[str, list[Sentence]] = {}
         if for_reuse:
             return
         layout = self.manifest.get("store_version")
@@ -213,11 +214,19 @@ class Generation:
         return article
 
     def sentences(self, doc_id: str) -> list[Sentence]:
+        """The article's sentences in order (kept for the articles asked about most: the reader reads them for
+        every retrieved passage)."""
+        cached = self._sentences.get(doc_id)
+        if cached is not None:
+            return cached
         with self._lock:
             rows = self._db.execute(
                 "SELECT start, end FROM sentences WHERE doc_id = ? ORDER BY start", (doc_id,)
             ).fetchall()
-        return [Sentence(doc_id, start, end) for start, end in rows]
+        found = [Sentence(doc_id, start, end) for start, end in rows]
+        if len(self._sentences) < 4096:
+            self._sentences[doc_id] = found
+        return found
 
     def passage_text(self, passage_id: int) -> str:
         stored = self.passages[passage_id]
