@@ -40,14 +40,15 @@ from qa.reader import (  # noqa: E402
     answerability_row,
     base_model_id,
     candidates_for,
+    cosine_gaps,
     feature_rows,
     score_candidates,
+    shortlist,
 )
 from qa.retrieve import RetrievalSettings, make_query, retrieve_many  # noqa: E402
 from qa.store import load_generation  # noqa: E402
 from qa.timeframe import parse_date  # noqa: E402
 
-DEFAULT_ANSWERABILITY = ANSWERABILITY
 SAMPLE_QUESTIONS = Path(__file__).resolve().parent.parent / "corpus" / "questions.jsonl"
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 SETS = {
@@ -161,7 +162,7 @@ def fit(items: list[Item], embed_top: int, passages: int, model_id: str) -> Read
     for item in items:
         reading = read(model, item)
         if reading.candidates:
-            rows.append([answerability_row(reading.candidates, reading.kind)[f] for f in ANSWERABILITY])
+            rows.append([answerability_row(reading.candidates)[f] for f in ANSWERABILITY])
             targets.append(item.answerable)
             kept.append(item)
     answerability = fit_logistic(np.array(rows), np.array(targets), ANSWERABILITY, group_weights(kept))
@@ -170,14 +171,17 @@ def fit(items: list[Item], embed_top: int, passages: int, model_id: str) -> Read
 
 def read(model: ReaderModel, item: Item):
     """The product's reading of an item (shortlist by the cheap model, then the full one), on copies."""
-    pool = [copy.copy(c) for c in item.pool]
-    if pool:
-        cheap = model.cheap.logit(feature_rows(pool, model.cheap.features))
-        pool = [pool[i] for i in np.argsort(-cheap, kind="stable")[: model.embed_top]]
-        best = max(c.features["cosine"] for c in pool)
-        for c in pool:
-            c.features = {**c.features, "cosine_gap": c.features["cosine"] - best}
-    return score_candidates(model, item.query, pool)
+    listed = [replace_features(c) for c in shortlist(model, item.pool)]
+    if listed:
+        cosine_gaps(listed)  # within the shortlist, as the product computes them
+    return score_candidates(model, item.query, listed)
+
+
+def replace_features(candidate):
+    """A copy whose features can change without touching the gathered item."""
+    twin = copy.copy(candidate)
+    twin.features = dict(candidate.features)
+    return twin
 
 
 def answers_at(generation, items, readings, model, min_answerable, min_further):
@@ -271,31 +275,11 @@ def line(name, m) -> str:
     return f"{name:>28} | " + " | ".join(parts)
 
 
-def sample_check(model: ReaderModel, index: Path) -> dict:
-    """The fitted reader on another corpus: the sample one, with the questions written for it."""
-    from qa.answer import ask_many
-    from qa.reader import SentenceReader
-
-    generation, embedder = load_generation(index), make_embedder(index_dir=index)
-    questions = read_questions(SAMPLE_QUESTIONS)
-    answers = ask_many(generation, embedder, [q.question for q in questions], reader=SentenceReader(embedder, model))
-    result = score(generation, questions, answers)
-    keys = (
-        "answer_in_first_quote",
-        "answer_in_quote",
-        "answer_in_phrase",
-        "abstained_answerable",
-        "wrong_unanswerable",
-    )
-    return {k: result[k] for k in keys}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", required=True)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--passages", type=int, default=5)
-    parser.add_argument("--answerability", default=",".join(DEFAULT_ANSWERABILITY), help="question-level features")
     parser.add_argument("--embed-top", default=",".join(map(str, SHORTLISTS)), help="shortlist sizes to compare")
     parser.add_argument(
         "--sample-index",
@@ -305,8 +289,6 @@ def main() -> None:
     parser.add_argument("--cache", help="pickle file to keep the gathered features in between runs (outside the repo)")
     parser.add_argument("--write", action="store_true", help="refit on all questions and write qa/reader_model.json")
     args = parser.parse_args()
-    global ANSWERABILITY  # noqa: PLW0603 - the fit reads it; a flag to compare feature sets
-    ANSWERABILITY = tuple(args.answerability.split(","))
     started = time.perf_counter()
     if args.cache and Path(args.cache).exists():  # features of an earlier run on the same index and code
         items, generation = pickle.loads(Path(args.cache).read_bytes()), load_generation(args.index)
@@ -335,10 +317,8 @@ def main() -> None:
     top = max(rows, key=lambda r: (r[0], -r[2]))
     _, _, embed_top, further = min((r for r in rows if r[2] == top[2] and r[0] >= top[0] - 0.04), key=lambda r: r[1])
     readings, models = cross_validate(generation, items, args.folds, embed_top, args.passages, model_id)
-    sample = None
-    if args.sample_index:
-        full = replace(fit(items, embed_top, args.passages, model_id), min_further=further)
-        sample = sample_curve(full, Path(args.sample_index))
+    full = replace(fit(items, embed_top, args.passages, model_id), min_further=further)  # on every question
+    sample = sample_curve(full, Path(args.sample_index)) if args.sample_index else None
     threshold, curve = choose_threshold(generation, items, readings, models, further, sample)
     print(f"\nchosen: embed_top={embed_top} min_further={further} min_answerable={threshold}")
     print("abstention curve (out of fold): threshold | per set: share answered, share of answered right")
@@ -355,9 +335,11 @@ def main() -> None:
     final = metrics(generation, items, oof_answers(generation, items, readings, models, threshold, further))
     print("\nout-of-fold figures at the chosen settings:")
     print(json.dumps(final, indent=1))
-    model = replace(fit(items, embed_top, args.passages, model_id), min_answerable=threshold, min_further=further)
-    if args.sample_index:
-        print("sample corpus:", json.dumps(sample_check(model, Path(args.sample_index))))
+    model = replace(full, min_answerable=threshold)
+    if sample is not None:  # the same model, read once: its figures at the chosen threshold
+        keys = ("answer_in_first_quote", "answer_in_quote", "answer_in_phrase", "abstained_answerable",
+                "wrong_unanswerable")
+        print("sample corpus:", json.dumps({k: v for k, v in sample(threshold).items() if k in keys}))
     if args.write:
         model = replace(
             model,

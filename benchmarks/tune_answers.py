@@ -13,35 +13,16 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qa.answer import AnswerSettings, ask_many  # noqa: E402
-from qa.embed import SentenceTransformerEmbedder  # noqa: E402
+from qa.embed import RememberingEmbedder, SentenceTransformerEmbedder  # noqa: E402
 from qa.evaluate import read_questions, score  # noqa: E402
 from qa.retrieve import RetrievalSettings  # noqa: E402
 from qa.store import load_generation  # noqa: E402
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "realtimeqa"
-
-
-class CachedEmbedder:
-    """Embeds each distinct question once across all variants."""
-
-    def __init__(self, inner):
-        self.inner, self.cache = inner, {}
-        self.model_id, self.dimension = inner.model_id, inner.dimension
-
-    def embed(self, texts, progress=False):
-        missing = [t for t in texts if t not in self.cache]
-        if missing:
-            for text, vector in zip(missing, self.inner.embed(missing), strict=True):
-                self.cache[text] = vector
-        return np.stack([self.cache[t] for t in texts])
-
-    def count_tokens(self, texts):
-        return self.inner.count_tokens(texts)
 
 
 def run(generation, embedder, questions, retrieval, answering):
@@ -79,7 +60,7 @@ def main() -> None:
     if not (EVAL / "dev.jsonl").exists():
         sys.exit(f"evaluation set not found at {EVAL}")
     generation = load_generation(args.index)
-    embedder = CachedEmbedder(SentenceTransformerEmbedder())
+    embedder = RememberingEmbedder(SentenceTransformerEmbedder())  # each question embedded once for all variants
     dev = read_questions(EVAL / "dev.jsonl")
     later = read_questions(EVAL / "dev_later_year.jsonl")
     keys = ("hits@1", "hits@5", "hits@10", "mrr@10", "answer_in_quote", "abstained_answerable")

@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 
-import numpy as np
-
-from qa.embed import Embedder
+from qa.embed import Embedder, RememberingEmbedder
+from qa.fold import fold_invisible
 from qa.reader import INSTRUCTION, Candidate, Reader, ReaderModel, Reading, SentenceReader, answer_phrase
 from qa.retrieve import Query, RetrievalSettings, make_query, retrieve_many
 from qa.store import Generation
@@ -72,13 +71,14 @@ def ask_many(
     """Answer each question from its top passages; `histories` and `asked_on` go with each question."""
     started = time.perf_counter()
     answering = answering or DEFAULT_ANSWERING
-    embedder = _Remembering(embedder)  # a question is embedded once, for retrieval and for the reader
+    embedder = RememberingEmbedder(embedder)  # a question is embedded once, for retrieval and for the reader
     reader = reader or SentenceReader(embedder, default_reader_model())
     default_day = default_asked_on(generation)
     queries, owners = [], []  # owners[k]: the question query k answers
     for i, question in enumerate(questions):
+        question = fold_invisible(question)  # zero-width and other invisible characters split no word
         day = parse_date(asked_on[i]) if asked_on and asked_on[i] else None
-        history = histories[i] if histories else ()
+        history = [fold_invisible(earlier) for earlier in histories[i]] if histories else ()
         # Without a stated asked-on date only time words in the question (this week, in June) count:
         # "today" says nothing about which period a question on a static corpus is about.
         query = make_query(question, history, day or default_day, retrieval, dated=day is not None)
@@ -126,23 +126,6 @@ def default_asked_on(generation: Generation) -> date:
     newest = generation.newest_date()
     today = date.today()
     return newest if newest is not None and newest < today else today
-
-
-class _Remembering:
-    """An embedder that keeps the vectors of one `ask_many` call, so a text embedded twice costs once."""
-
-    def __init__(self, inner: Embedder):
-        self.inner, self.model_id, self.dimension = inner, inner.model_id, inner.dimension
-        self.known: dict[str, np.ndarray] = {}
-
-    def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        missing = list(dict.fromkeys(t for t in texts if t not in self.known))
-        if missing:
-            self.known.update(zip(missing, self.inner.embed(missing), strict=True))
-        return np.stack([self.known[t] for t in texts]) if texts else self.inner.embed([])
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return self.inner.count_tokens(texts)
 
 
 def _model_of(reader: Reader) -> ReaderModel | None:

@@ -148,11 +148,11 @@ def _ask(args: argparse.Namespace) -> int:
     if args.question is not None:
         if not fold_invisible(args.question).strip():
             raise QAError('the question is empty: ask something, for example  python -m qa ask "Who won the prize?"')
-        questions, dates = [fold_invisible(args.question)], [args.asked_on]
+        questions, dates = [args.question], [args.asked_on]
     else:
         records = read_questions(args.questions)
-        questions = [fold_invisible(r.question) for r in records]  # zero-width characters split no word
-        if blank := [n for n, q in enumerate(questions, start=1) if not q.strip()]:
+        questions = [r.question for r in records]
+        if blank := [n for n, q in enumerate(questions, start=1) if not fold_invisible(q).strip()]:
             raise QAError(f"{args.questions}: question {blank[0]} is empty")
         dates = [r.question_date or args.asked_on for r in records]
     if args.asked_on and parse_date(args.asked_on) is None:

