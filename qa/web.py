@@ -19,18 +19,15 @@ from qa.errors import QAError
 from qa.service import (
     MAX_HISTORY_TURNS,
     MAX_QUESTION_CHARS,
-    MAX_UPLOAD_BYTES,
-    MAX_UPLOAD_FILES,
-    UPLOAD_SUFFIXES,
     BuildStatus,
     ChatService,
     IndexSummary,
     QuestionRefused,
     TooManyAttempts,
-    upload_name_problem,
 )
 from qa.store import Generation
 from qa.types import Answer, Article, Citation, Hit, Sentence
+from qa.uploads import MAX_UPLOAD_BYTES, MAX_UPLOAD_FILES, UPLOAD_SUFFIXES, upload_name_problem
 
 MAX_CHAT_MESSAGES = 40  # the chat keeps its last 20 questions and answers: what a request brings back is bounded
 # Questions answered at once ($QA_ANSWER_CONCURRENCY). With the int8 embedder a question's model call is cheap, so
@@ -762,7 +759,7 @@ class RefuseUploadPaths:
     not carry it (401: an `X-Admin-Password` header, or the `qa_admin` cookie the page sets as it is typed; wrong
     ones count against the client like any other, 429 past the limit); more than a client may store in an hour
     or than the cache may hold (429, 507: UploadQuota); a body over MAX_UPLOAD_REQUEST_BYTES (413); and, as its
-    part headers are parsed, a file name that is not a plain one (400, qa.service.upload_name_problem), since
+    part headers are parsed, a file name that is not a plain one (400, qa.uploads.upload_name_problem), since
     Gradio keeps only its last part. Otherwise Gradio gets the body unchanged, spooled to disk past 1 MiB."""
 
     def __init__(self, app, service: ChatService | None = None, quota: UploadQuota | None = None) -> None:

@@ -14,19 +14,18 @@ from pathlib import Path
 import pytest
 
 import qa.service
+import qa.uploads
 import qa.web
 from qa.answer import NOT_FOUND
 from qa.service import (
     AdminOnly,
     ChatService,
     RebuildRunning,
-    UploadRefused,
     articles_per_period,
-    safe_upload_name,
-    upload_name_problem,
 )
 from qa.store import build_index, load_generation
 from qa.types import Answer, Citation, Hit
+from qa.uploads import UploadRefused, safe_upload_name, upload_name_problem
 from qa.web import (
     CLOSEST_CHARS,
     RefuseUploadPaths,
@@ -240,7 +239,7 @@ def test_upload_guard_refuses_a_body_that_is_not_multipart():
 
 
 def test_upload_guard_refuses_requests_over_its_size_cap(monkeypatch):
-    assert qa.web.MAX_UPLOAD_REQUEST_BYTES > qa.service.MAX_UPLOAD_BYTES  # Gradio's 413 for one file still answers
+    assert qa.web.MAX_UPLOAD_REQUEST_BYTES > qa.uploads.MAX_UPLOAD_BYTES  # Gradio's 413 for one file still answers
     monkeypatch.setattr(qa.web, "MAX_UPLOAD_REQUEST_BYTES", 1000)
     body, headers = multipart(*[b'form-data; name="files"; filename="a.txt"'] * 20)
     assert len(body) > 1000
@@ -274,7 +273,7 @@ def test_uploads_land_only_in_the_corpus_uploads_folder(service, tmp_path):
     assert [p.name for p in saved] == ["outside.txt", "outside-2.txt"]
     assert all(p.parent == service.corpus / "uploads" for p in saved)
     big = tmp_path / "big.txt"
-    big.write_bytes(b"x" * (qa.service.MAX_UPLOAD_BYTES + 1))
+    big.write_bytes(b"x" * (qa.uploads.MAX_UPLOAD_BYTES + 1))
     with pytest.raises(UploadRefused, match="the limit is 5 MiB"):
         service.save_uploads([source / "a.txt", big], ["ok.txt", "big.txt"], PASSWORD)
     assert not (service.corpus / "uploads" / "ok.txt").exists()  # all or nothing
