@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 from qa.errors import NothingIndexed, QAError
@@ -160,7 +159,7 @@ def _ask(args: argparse.Namespace) -> int:
     generation, embedder = _open(args)
     for answer in ask_many(generation, embedder, questions, args.top_k, None, dates):
         if args.json:
-            print(json.dumps(answer_json(answer), ensure_ascii=False))
+            print(json.dumps(answer.as_json(), ensure_ascii=False))
         else:
             _print_answer(answer, generation)
     return 0
@@ -197,18 +196,6 @@ def _eval(args: argparse.Namespace) -> int:
             phrase = f" **{row['answer_phrase']}**" if row["answer_phrase"] else ""
             print(f"   first quote:{phrase} “{row['first_quote']}”")
     return 0
-
-
-def answer_json(answer) -> dict:
-    """The public JSON form of an Answer (stable: see the README)."""
-    data = asdict(answer)
-    del data["evidence"]  # internal signal, not part of the public format
-    data["latency_ms"] = round(answer.latency_ms, 1)
-    data["passages"] = [
-        {k: h[k] for k in ("rank", "passage_id", "doc_id", "score", "start", "end", "also_in")}
-        for h in data["passages"]
-    ]
-    return data
 
 
 def _print_answer(answer, generation) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
@@ -99,3 +99,14 @@ class Answer:
     latency_ms: float = 0.0
     evidence: float = 0.0  # the reader's probability that the articles answer; abstains below a threshold
     answer_phrase: Phrase | None = None
+
+    def as_json(self) -> dict:
+        """The public JSON form (`ask --json`, the web API's `/ask`; stable: see the README)."""
+        data = asdict(self)
+        del data["evidence"]  # internal signal, not part of the public format
+        data["latency_ms"] = round(self.latency_ms, 1)
+        data["passages"] = [
+            {k: h[k] for k in ("rank", "passage_id", "doc_id", "score", "start", "end", "also_in")}
+            for h in data["passages"]
+        ]
+        return data

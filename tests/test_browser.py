@@ -157,8 +157,8 @@ def test_copy_puts_the_answer_and_its_sources_on_the_clipboard_as_plain_text(pag
 def test_an_abstention_keeps_its_verdict_in_view_above_short_passages_one_per_article(page, monkeypatch):
     import qa.service
     from qa.answer import NOT_FOUND
+    from qa.render import CLOSEST_CHARS
     from qa.types import Answer
-    from qa.web import CLOSEST_CHARS
 
     ask(page, SEED_QUESTION)  # a long answer first: the chat has to scroll to show the next one
     real_ask = qa.service.ask

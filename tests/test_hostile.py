@@ -512,7 +512,7 @@ def test_links_to_files_outside_the_corpus_are_skipped_with_a_reason_and_never_s
     from gradio_client import Client
 
     from qa.ingest import stable_id
-    from qa.web import open_link
+    from qa.render import open_link
     from tests.test_web import PASSWORD
 
     client = Client(planted_app.url, verbose=False)
@@ -537,7 +537,7 @@ def test_links_to_files_outside_the_corpus_are_skipped_with_a_reason_and_never_s
 def test_an_article_removed_from_the_corpus_is_not_served_under_an_older_generation(planted_app):
     from gradio_client import Client
 
-    from qa.web import open_link
+    from qa.render import open_link
     from tests.test_web import PASSWORD
 
     removed = planted_app.corpus / "notice-fullwidth.txt"

@@ -109,8 +109,6 @@ def bridge_index(tmp_path_factory):
 
 
 def test_the_answer_phrase_leads_the_answer_and_lies_inside_the_first_quote(bridge_index):
-    from qa.cli import answer_json
-
     answer = ask(bridge_index, FakeEmbedder(), COST, asked_on=date(2025, 1, 1))
     assert not answer.abstained
     phrase, first = answer.answer_phrase, answer.citations[0]
@@ -118,7 +116,7 @@ def test_the_answer_phrase_leads_the_answer_and_lies_inside_the_first_quote(brid
     assert answer.answer.startswith(f"**{phrase.text}** — “{first.quote}” [1]")
     assert verify_phrase(bridge_index, phrase, first)
     assert first.start <= phrase.start < phrase.end <= first.end
-    data = answer_json(answer)
+    data = answer.as_json()
     assert data["answer_phrase"] == {
         "text": "$48.5 million",
         "doc_id": first.doc_id,

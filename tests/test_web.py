@@ -13,10 +13,22 @@ from pathlib import Path
 
 import pytest
 
+import qa.guards
+import qa.page
 import qa.service
 import qa.uploads
-import qa.web
 from qa.answer import NOT_FOUND
+from qa.guards import RefuseUploadPaths
+from qa.render import (
+    CLOSEST_CHARS,
+    parse_open_link,
+    plain_answer,
+    render_answer,
+    render_article,
+    render_status,
+    render_summary,
+    render_timeline,
+)
 from qa.service import (
     AdminOnly,
     ChatService,
@@ -26,17 +38,6 @@ from qa.service import (
 from qa.store import build_index, load_generation
 from qa.types import Answer, Citation, Hit
 from qa.uploads import UploadRefused, safe_upload_name, upload_name_problem
-from qa.web import (
-    CLOSEST_CHARS,
-    RefuseUploadPaths,
-    parse_open_link,
-    plain_answer,
-    render_answer,
-    render_article,
-    render_status,
-    render_summary,
-    render_timeline,
-)
 from tests.conftest import NEWS, FakeEmbedder, write_articles
 from tests.webapp import HOSTILE, assert_inert, running_app, sample_corpus_copy, tags_in
 
@@ -239,8 +240,8 @@ def test_upload_guard_refuses_a_body_that_is_not_multipart():
 
 
 def test_upload_guard_refuses_requests_over_its_size_cap(monkeypatch):
-    assert qa.web.MAX_UPLOAD_REQUEST_BYTES > qa.uploads.MAX_UPLOAD_BYTES  # Gradio's 413 for one file still answers
-    monkeypatch.setattr(qa.web, "MAX_UPLOAD_REQUEST_BYTES", 1000)
+    assert qa.guards.MAX_UPLOAD_REQUEST_BYTES > qa.uploads.MAX_UPLOAD_BYTES  # Gradio's 413 for one file still answers
+    monkeypatch.setattr(qa.guards, "MAX_UPLOAD_REQUEST_BYTES", 1000)
     body, headers = multipart(*[b'form-data; name="files"; filename="a.txt"'] * 20)
     assert len(body) > 1000
     for sent_headers in ({**headers, "content-length": str(len(body))}, headers):  # declared, or counted
@@ -541,9 +542,10 @@ def test_the_upload_cache_expires_and_is_capped_per_client_and_in_total(tmp_path
     address may send CLIENT_UPLOAD_BYTES_PER_HOUR, all together TOTAL_UPLOAD_BYTES (small here)."""
     import httpx
 
-    monkeypatch.setattr(qa.web, "UPLOAD_CACHE_SECONDS", 2, raising=False)  # raising: a85cd91 had none
-    monkeypatch.setattr(qa.web, "CLIENT_UPLOAD_BYTES_PER_HOUR", 250_000, raising=False)
-    monkeypatch.setattr(qa.web, "TOTAL_UPLOAD_BYTES", 400_000, raising=False)
+    monkeypatch.setattr(qa.guards, "UPLOAD_CACHE_SECONDS", 2)  # what the quota counts
+    monkeypatch.setattr(qa.page, "UPLOAD_CACHE_SECONDS", 2)  # what the page tells Gradio to delete after
+    monkeypatch.setattr(qa.guards, "CLIENT_UPLOAD_BYTES_PER_HOUR", 250_000)
+    monkeypatch.setattr(qa.guards, "TOTAL_UPLOAD_BYTES", 400_000)
     article = {"files": ("a.txt", b"Title\n" + b"Body text. " * 9_000, "text/plain")}  # 99 KB
 
     def post(address: str) -> httpx.Response:
