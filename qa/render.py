@@ -79,8 +79,8 @@ def render_answer(answer: Answer, generation: Generation) -> str:
     plain text (plain_answer) goes with it: the message's Copy button copies that, not the HTML."""
     if answer.abstained or not answer.citations:
         return _render_abstention(answer, generation) + _plain_html(plain_answer(answer, generation))
-    # The answer text is exactly “quote” [n] per citation, in order (qa.answer.compose_answer), so the
-    # body is rebuilt from the citations: each marker links its own quote, whatever the quotes contain.
+    # Made from the Answer's fields, never by parsing its text: each marker links its own quote, whatever
+    # characters the quotes hold (“ ” [n] —), and another wording of the text changes nothing here.
     body = " ".join(
         f'“{text_html(c.quote)}” <a class="qa-cite" href="{_link(generation, c)}">[{c.n}]</a>'
         for c in answer.citations
@@ -100,7 +100,7 @@ def plain_answer(answer: Answer, generation: Generation) -> str:
     (phrase, then each quote with its [n]), then the numbered sources with title, outlet, date and link; for an
     abstention, the verdict and the closest articles."""
     if answer.abstained or not answer.citations:
-        lines = [NOT_FOUND]
+        lines = [_verdict(answer)]
         closest = _closest(answer.passages, generation)
         if closest:
             lines += ["", "Closest passages:"]
@@ -197,7 +197,12 @@ def _render_abstention(answer: Answer, generation: Generation) -> str:
             f'<blockquote class="qa-passage">{text_html(excerpt)}</blockquote></li>'
         )
     closest = f'<p>Closest passages:</p><ul class="qa-sources">{"".join(items)}</ul>' if items else ""
-    return f'<p class="qa-answer qa-notfound">{html.escape(NOT_FOUND)}</p>{closest}'
+    return f'<p class="qa-answer qa-notfound">{html.escape(_verdict(answer))}</p>{closest}'
+
+
+def _verdict(answer: Answer) -> str:
+    """What an answer without quotes says: its own text when it abstained (the CLI's words), else NOT_FOUND."""
+    return answer.answer if answer.abstained and answer.answer.strip() else NOT_FOUND
 
 
 def _clip(text: str, limit: int = 2 * CONTEXT_CHARS) -> str:

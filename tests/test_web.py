@@ -21,6 +21,7 @@ from qa.answer import NOT_FOUND
 from qa.guards import RefuseUploadPaths
 from qa.render import (
     CLOSEST_CHARS,
+    open_link,
     parse_open_link,
     plain_answer,
     render_answer,
@@ -36,7 +37,7 @@ from qa.service import (
     articles_per_period,
 )
 from qa.store import build_index, load_generation
-from qa.types import Answer, Citation, Hit
+from qa.types import Answer, Article, Citation, Hit
 from qa.uploads import UploadRefused, safe_upload_name, upload_name_problem
 from tests.conftest import NEWS, FakeEmbedder, write_articles
 from tests.webapp import HOSTILE, assert_inert, running_app, sample_corpus_copy, tags_in
@@ -139,6 +140,62 @@ def test_plain_answer_is_the_phrase_the_quotes_and_the_numbered_sources_without_
     page = render_answer(answer, generation)
     assert '<strong class="qa-phrase">300,000</strong> — “About 300,000' in page
     assert f'<div class="qa-plain" hidden>{html.escape(plain)}</div>' in page  # what Copy copies
+
+
+class OneArticle:
+    """The little of a generation the renderer reads: its name, one article and its sentences (none here)."""
+
+    name = "gen-test"
+
+    def __init__(self, article: Article):
+        self._article = article
+
+    def article(self, doc_id: str) -> Article:
+        assert doc_id == self._article.doc_id
+        return self._article
+
+    def sentences(self, doc_id: str) -> list:
+        return []
+
+
+def test_the_page_renders_the_answer_from_its_fields_not_by_parsing_its_text():
+    """Quotes holding the very characters a fixed “quote” [n] format is made of, and answer texts in no such
+    format: the phrase, each quote and its own [n] link come from the Answer's fields, whatever its text says."""
+    from dataclasses import replace
+
+    from qa.types import Phrase
+
+    text = "Mayor Ana Ruiz spoke on Friday. She said “the bridge [2] opens — at last” [1] in 2026. The toll is $3."
+    article = Article("bridge", "Bridge “opens” [3]", text, "https://example.com/b", "2025-05-02", source="Gazette")
+    generation = OneArticle(article)
+    quotes = ["She said “the bridge [2] opens — at last” [1] in 2026.", "The toll is $3."]
+    citations = [Citation(1, "bridge", article.title, article.url, article.publish_date, article.source, quote,
+                          text.index(quote), text.index(quote) + len(quote)) for quote in quotes]
+    phrase = Phrase("2026", "bridge", text.index("2026"), text.index("2026") + 4)
+    answer = Answer("When does the bridge open?", "", False, citations, [], answer_phrase=phrase)
+
+    page = render_answer(answer, generation)
+    links = [open_link("gen-test", "bridge", c.start, c.end) for c in citations]
+    assert page.startswith(
+        f'<p class="qa-answer"><strong class="qa-phrase">2026</strong> — “{html.escape(quotes[0])}” '
+        f'<a class="qa-cite" href="{links[0]}">[1]</a> “{html.escape(quotes[1])}” '
+        f'<a class="qa-cite" href="{links[1]}">[1]</a></p><ul class="qa-sources">')
+    assert page.count('class="qa-open"') == 1 and "[1] Bridge “opens” [3]</a>" in page
+    assert all(f'<mark class="qa-quote">{html.escape(quote)}</mark>' in page for quote in quotes)
+    plain = plain_answer(answer, generation)
+    assert plain == (f"2026 — “{quotes[0]}” [1] “{quotes[1]}” [1]\n\nSources:\n"
+                     "[1] Bridge “opens” [3] — Gazette, 2025-05-02 https://example.com/b")
+    for wording in ("“She said” [1]", "[1] [2] “” —", "**2026** — “other words” [7]", f"“{quotes[1]}” [1]"):
+        reworded = replace(answer, answer=wording)
+        assert render_answer(reworded, generation) == page and plain_answer(reworded, generation) == plain
+
+
+def test_an_abstention_shows_the_answers_own_verdict(generation):
+    hits = [Hit(1, 0, HOSTILE["doc_id"], 0.2, 0, 400)]
+    verdict = "The articles say nothing about this."
+    page = render_answer(Answer("q", verdict, True, [], hits), generation)
+    assert f'<p class="qa-answer qa-notfound">{verdict}</p>' in page
+    assert plain_answer(Answer("q", verdict, True, [], hits), generation).startswith(f"{verdict}\n\nClosest")
 
 
 @pytest.mark.parametrize("name, stored", [
