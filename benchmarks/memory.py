@@ -67,7 +67,8 @@ def main() -> None:
     args = parser.parse_args()
     from qa.embed import make_embedder
     from qa.evaluate import read_questions
-    from qa.store import build_index, load_generation
+    from qa.build import build_index
+    from qa.store import load_generation
 
     questions = [q.question for q in read_questions(EVAL / "dev.jsonl")][: args.questions]
     full = load_generation(args.index)

@@ -7,7 +7,8 @@ from qa.errors import QAError
 from qa.ingest import read_corpus
 from qa.reader import Reader, ReaderModel, SentenceReader
 from qa.retrieve import retrieve, retrieve_many
-from qa.store import BuildReport, Generation, build_index, load_generation
+from qa.build import BuildReport, build_index
+from qa.store import Generation, load_generation
 from qa.types import Answer, Article, Citation, Hit, Passage, Phrase, Sentence, Skipped
 
 __all__ = [

@@ -13,7 +13,7 @@ from qa.embed import Embedder, RememberingEmbedder
 from qa.fold import fold_invisible
 from qa.reader import INSTRUCTION, Candidate, Reader, ReaderModel, Reading, SentenceReader, answer_phrase
 from qa.retrieve import Query, RetrievalSettings, make_query, retrieve_many
-from qa.store import Generation
+from qa.backend import SearchIndex
 from qa.timeframe import parse_date
 from qa.types import Answer, Citation, Hit, Phrase
 
@@ -48,7 +48,7 @@ def default_reader_model() -> ReaderModel:
     return ReaderModel.load()
 
 
-def verify_quote(generation: Generation, citation: Citation) -> bool:
+def verify_quote(generation: SearchIndex, citation: Citation) -> bool:
     """True when the quote is exactly the stored article text at the offsets it cites."""
     try:
         text = generation.article(citation.doc_id).text
@@ -58,7 +58,7 @@ def verify_quote(generation: Generation, citation: Citation) -> bool:
 
 
 def ask_many(
-    generation: Generation,
+    generation: SearchIndex,
     embedder: Embedder,
     questions: Sequence[str],
     top_k: int = 10,
@@ -109,7 +109,7 @@ def ask_many(
 
 
 def ask(
-    generation: Generation,
+    generation: SearchIndex,
     embedder: Embedder,
     question: str,
     top_k: int = 10,
@@ -121,7 +121,7 @@ def ask(
     return ask_many(generation, embedder, [question], top_k, [history], [asked_on])[0]
 
 
-def default_asked_on(generation: Generation) -> date:
+def default_asked_on(generation: SearchIndex) -> date:
     """Today, unless the corpus ends earlier: then its newest article's date."""
     newest = generation.newest_date()
     today = date.today()
@@ -133,7 +133,7 @@ def _model_of(reader: Reader) -> ReaderModel | None:
 
 
 def compose_answer(
-    generation: Generation,
+    generation: SearchIndex,
     query: Query | str,
     hits: list[Hit],
     reading: Reading,
@@ -186,7 +186,7 @@ def compose_answer(
     return Answer(query.question, text, False, citations, hits, evidence=reading.answerable, answer_phrase=phrase)
 
 
-def _phrase(generation: Generation, candidate: Candidate, first: Citation, question: str) -> Phrase | None:
+def _phrase(generation: SearchIndex, candidate: Candidate, first: Citation, question: str) -> Phrase | None:
     """The answering phrase of the first quote, verified like the quote: inside it, and the stored text."""
     if (candidate.doc_id, candidate.start, candidate.end) != (first.doc_id, first.start, first.end):
         return None
@@ -197,7 +197,7 @@ def _phrase(generation: Generation, candidate: Candidate, first: Citation, quest
     return phrase if verify_phrase(generation, phrase, first) else None
 
 
-def verify_phrase(generation: Generation, phrase: Phrase, first: Citation) -> bool:
+def verify_phrase(generation: SearchIndex, phrase: Phrase, first: Citation) -> bool:
     """True when the phrase lies inside the first quote and is the stored article text at its offsets."""
     inside = phrase.doc_id == first.doc_id and first.start <= phrase.start < phrase.end <= first.end
     return inside and verify_quote(generation, Citation(0, phrase.doc_id, "", "", None, "", phrase.text,

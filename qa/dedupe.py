@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
-from qa.types import Article
-
 CANDIDATE_COSINE = 0.9  # article vectors this close are compared word by word
 MIN_CONTAINMENT = 0.8  # share of the shorter article's 5-word shingles found in the other
+NEIGHBOURS = 8  # closest articles compared per article
 _WORD = re.compile(r"\w+")
 
 
@@ -22,51 +22,71 @@ def containment(a: set[int], b: set[int]) -> float:
     return len(a & b) / min(len(a), len(b)) if a and b else 0.0
 
 
-def find_duplicates(articles: list[Article], passage_article: np.ndarray, vectors: np.ndarray) -> dict[str, str]:
-    """Map each duplicate's doc_id to its group's canonical doc_id (the earliest published, then by id).
+def find_duplicates(
+    doc_ids: Sequence[str],
+    means: np.ndarray,
+    dates: Sequence[str | None],
+    text_of: Callable[[str], str],
+    changed: Collection[str] | None = None,
+    known_pairs: Sequence[tuple[str, str]] = (),
+) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Map each duplicate's doc_id to its group's canonical doc_id (the earliest published, then by id), and
+    list the confirmed pairs (kept in the generation, so the next build compares only what changed).
 
-    Candidates come from the mean passage vector of each article (cheap, any corpus size), and are
-    confirmed by word-shingle containment so that two articles merely on the same topic stay apart.
+    Candidates come from each article's mean passage vector (`means`, normalised), and are confirmed by
+    word-shingle containment so that two articles merely on the same topic stay apart. With `changed`, only
+    those articles are compared, and `known_pairs` (confirmed earlier between unchanged articles) are kept.
     """
-    import faiss
-
-    if len(articles) < 2:
-        return {}
-    dimension = vectors.shape[1]
-    means = np.zeros((len(articles), dimension), dtype=np.float32)
-    np.add.at(means, passage_article, vectors)
-    norms = np.linalg.norm(means, axis=1, keepdims=True)
-    means /= np.where(norms == 0, 1, norms)
-    index = faiss.IndexFlatIP(dimension)
-    index.add(means)
-    scores, neighbours = index.search(means, min(8, len(articles)))
-
-    parent = list(range(len(articles)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    number = {doc_id: i for i, doc_id in enumerate(doc_ids)}
+    pairs = {(a, b) for a, b in known_pairs if a in number and b in number}
+    rows = range(len(doc_ids)) if changed is None else [number[d] for d in changed if d in number]
     cache: dict[int, set[int]] = {}
-    for i, (row_scores, row_ids) in enumerate(zip(scores, neighbours, strict=True)):
-        for score, j in zip(row_scores, row_ids, strict=True):
-            if j <= i or score < CANDIDATE_COSINE or root(i) == root(j):
-                continue
-            a = cache.setdefault(i, shingles(articles[i].text))
-            b = cache.setdefault(int(j), shingles(articles[j].text))
-            if containment(a, b) >= MIN_CONTAINMENT:
-                parent[root(int(j))] = root(i)
 
-    groups: dict[int, list[int]] = {}
-    for i in range(len(articles)):
-        groups.setdefault(root(i), []).append(i)
+    def words(i: int) -> set[int]:
+        if i not in cache:
+            cache[i] = shingles(text_of(doc_ids[i]))
+        return cache[i]
+
+    for i, j in _candidates(means, list(rows)):
+        pair = (doc_ids[min(i, j)], doc_ids[max(i, j)])
+        if pair not in pairs and containment(words(i), words(j)) >= MIN_CONTAINMENT:
+            pairs.add(pair)
+    return _canonical(doc_ids, dates, pairs), sorted(pairs)
+
+
+def _candidates(means: np.ndarray, rows: list[int], block: int = 1024) -> list[tuple[int, int]]:
+    """(i, j) for each listed article i and its closest others j at CANDIDATE_COSINE or above."""
+    found = []
+    if len(means) < 2:
+        return found
+    take = min(NEIGHBOURS, len(means))
+    for start in range(0, len(rows), block):
+        chunk = np.array(rows[start : start + block])
+        scores = means[chunk] @ means.T
+        best = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+        for i, row_scores, row_best in zip(chunk.tolist(), scores, best, strict=True):
+            found += [(i, int(j)) for j in row_best if j != i and row_scores[j] >= CANDIDATE_COSINE]
+    return found
+
+
+def _canonical(doc_ids: Sequence[str], dates: Sequence[str | None], pairs: set[tuple[str, str]]) -> dict[str, str]:
+    parent = {doc_id: doc_id for pair in pairs for doc_id in pair}
+
+    def root(doc_id: str) -> str:
+        while parent[doc_id] != doc_id:
+            parent[doc_id] = parent[parent[doc_id]]
+            doc_id = parent[doc_id]
+        return doc_id
+
+    for a, b in sorted(pairs):
+        parent[root(b)] = root(a)
+    date_of = dict(zip(doc_ids, dates, strict=True))
+    groups: dict[str, list[str]] = {}
+    for doc_id in parent:
+        groups.setdefault(root(doc_id), []).append(doc_id)
     duplicate_of = {}
     for members in groups.values():
-        if len(members) < 2:
-            continue
-        members.sort(key=lambda m: (articles[m].publish_date or "9999", articles[m].doc_id))
+        members.sort(key=lambda m: (date_of[m] or "9999", m))
         for member in members[1:]:
-            duplicate_of[articles[member].doc_id] = articles[members[0]].doc_id
+            duplicate_of[member] = members[0]
     return duplicate_of

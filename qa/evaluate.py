@@ -15,7 +15,7 @@ from qa.answer import AnswerSettings, ask_many, default_reader_model, verify_phr
 from qa.embed import Embedder
 from qa.errors import QAError
 from qa.retrieve import RetrievalSettings
-from qa.store import Generation
+from qa.backend import SearchIndex
 from qa.types import Answer
 
 _PUNCT = re.compile(r"[^\w\s]|_")
@@ -62,7 +62,7 @@ def read_questions(path: str | Path) -> list[Question]:
     return questions
 
 
-def ranked_articles(generation: Generation, answer: Answer) -> list[str]:
+def ranked_articles(generation: SearchIndex, answer: Answer) -> list[str]:
     """Distinct doc_ids in rank order; copies of a story count at the rank of the hit that names them."""
     ranked: list[str] = []
     for hit in answer.passages:
@@ -86,7 +86,7 @@ def contains(text: str, expected: str) -> bool:
 
 
 def evaluate(
-    generation: Generation,
+    generation: SearchIndex,
     embedder: Embedder,
     questions: list[Question],
     top_k: int = 10,
@@ -120,7 +120,7 @@ def evaluate(
     return result
 
 
-def details(generation: Generation, questions: list[Question], answers: list[Answer]) -> list[dict]:
+def details(generation: SearchIndex, questions: list[Question], answers: list[Answer]) -> list[dict]:
     """Per question: the gold answer, the first quote, the answer phrase, the gold article's rank, abstained."""
     rows = []
     for q, answer in zip(questions, answers, strict=True):
@@ -139,7 +139,7 @@ def details(generation: Generation, questions: list[Question], answers: list[Ans
     return rows
 
 
-def score(generation: Generation, questions: list[Question], answers: list[Answer]) -> dict:
+def score(generation: SearchIndex, questions: list[Question], answers: list[Answer]) -> dict:
     url_to_doc = {}
     gold_ranks = []
     in_quote, in_first, in_phrase = [], [], []

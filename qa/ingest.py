@@ -17,7 +17,7 @@ from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from qa.errors import CorpusNotFound
-from qa.types import Article, Skipped
+from qa.types import Article, Skipped, SourceFile
 
 TEXT_SUFFIXES = {".txt", ".md"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -43,6 +43,9 @@ class IngestResult:
     articles: list[Article] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     files: int = 0
+    kept: list[str] = field(default_factory=list)  # doc_ids in files unchanged since the previous build
+    sources: dict[str, SourceFile] = field(default_factory=dict)  # what this read found, for the next one
+    files_kept: int = 0  # files not read again
 
 
 class BadInput(ValueError):
@@ -128,11 +131,16 @@ def make_article(record: dict, origin: str) -> Article:
     return Article(**fields, origin=origin, content_hash=digest.hexdigest())
 
 
-def read_corpus(path: str | Path) -> IngestResult:
-    """Read every supported file under `path` (or `path` itself); bad items are reported, not fatal."""
+def read_corpus(path: str | Path, known: dict[str, SourceFile] | None = None) -> IngestResult:
+    """Read every supported file under `path` (or `path` itself); bad items are reported, not fatal.
+
+    Files in `known` (what the previous build read) whose size and modification time are the same are not
+    read again: their articles are listed in `kept` by doc_id, as unchanged.
+    """
     root = Path(path)
     if not root.exists():
         raise CorpusNotFound(str(path))
+    known = known or {}
     result = IngestResult()
     seen_text: dict[str, str] = {}
     seen_ids: set[str] = set()
@@ -146,19 +154,36 @@ def read_corpus(path: str | Path) -> IngestResult:
         if _suffix(file) not in SUPPORTED_SUFFIXES:
             result.skipped.append(Skipped(origin, f"unsupported file type {_suffix(file) or '(none)'}"))
             continue
+        stat = file.stat()
+        before = known.get(origin)
+        if (before is not None and (before.size, before.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+                and not any(key in seen_text or doc_id in seen_ids for doc_id, key in before.articles)):
+            result.kept += [doc_id for doc_id, _ in before.articles]
+            result.skipped += [Skipped(*item) for item in before.skipped]
+            seen_text.update((key, doc_id) for doc_id, key in before.articles)
+            seen_ids.update(doc_id for doc_id, _ in before.articles)
+            result.sources[origin] = before
+            result.files_kept += 1
+            continue
+        source = result.sources[origin] = SourceFile(stat.st_size, stat.st_mtime_ns)
         for item in _read_file(file):
             if isinstance(item, Skipped):
                 result.skipped.append(item)
+                source.skipped.append((item.origin, item.reason))
                 continue
             text_key = hashlib.sha256(item.text.encode("utf-8", "surrogatepass")).hexdigest()
             if text_key in seen_text:
-                result.skipped.append(Skipped(item.origin, f"duplicate text of {seen_text[text_key]}"))
+                reason = f"duplicate text of {seen_text[text_key]}"
             elif item.doc_id in seen_ids:
-                result.skipped.append(Skipped(item.origin, f"duplicate doc_id {item.doc_id}"))
+                reason = f"duplicate doc_id {item.doc_id}"
             else:
                 seen_text[text_key] = item.doc_id
                 seen_ids.add(item.doc_id)
                 result.articles.append(item)
+                source.articles.append((item.doc_id, text_key))
+                continue
+            result.skipped.append(Skipped(item.origin, reason))
+            source.skipped.append((item.origin, reason))
     return result
 
 

@@ -26,7 +26,7 @@ from qa.embed import Embedder
 from qa.fold import fold_confusables
 from qa.keyword import tokenize
 from qa.retrieve import Query
-from qa.store import Generation
+from qa.backend import SearchIndex
 from qa.types import Hit, Sentence
 
 MODEL_FILE = Path(__file__).with_name("reader_model.json")
@@ -260,7 +260,7 @@ class Reading:
 
 
 class Reader(Protocol):
-    def read(self, generation: Generation, queries: Sequence[Query], ranked: Sequence[list[Hit]]) -> list[Reading]:
+    def read(self, generation: SearchIndex, queries: Sequence[Query], ranked: Sequence[list[Hit]]) -> list[Reading]:
         """One Reading per query, from its ranked passages."""
 
 
@@ -373,7 +373,7 @@ class SentenceReader:
                 "the reader was fitted for %s, not %s: answers and abstentions may be worse until it is refitted "
                 "(benchmarks/fit_reader.py)", fitted_for, used)
 
-    def read(self, generation: Generation, queries: Sequence[Query], ranked: Sequence[list[Hit]]) -> list[Reading]:
+    def read(self, generation: SearchIndex, queries: Sequence[Query], ranked: Sequence[list[Hit]]) -> list[Reading]:
         model = self.model
         pools = [candidates_for(generation, q, hits[: model.passages]) for q, hits in zip(queries, ranked, strict=True)]
         # cheap model first, then the bundled model's cosine for the best `embed_top` of each question, in one call
@@ -446,12 +446,11 @@ def cosine_gaps(listed: list[Candidate]) -> None:
         candidate.features["cosine_gap"] = candidate.features["cosine"] - best
 
 
-def candidates_for(generation: Generation, query: Query, hits: list[Hit]) -> list[Candidate]:
+def candidates_for(generation: SearchIndex, query: Query, hits: list[Hit]) -> list[Candidate]:
     """Every sentence of the passages, with the features known before embedding (cosines are added later)."""
     question_terms = set(tokenize(query.question))
     context_terms = set(tokenize(query.text)) - question_terms
-    keyword = generation.keyword
-    weights = {t: keyword.idf(t) for t in question_terms | context_terms}
+    weights = {t: generation.idf(t) for t in question_terms | context_terms}
     context_total = sum(weights[t] for t in context_terms)
     total = sum(weights[t] for t in question_terms) + 0.5 * context_total or 1.0
     kind = question_kind(query.question)
@@ -553,13 +552,13 @@ def is_instruction(sentence: str) -> bool:
     return bool(INSTRUCTION.search(fold_confusables(sentence)))
 
 
-def _date_agreement(generation: Generation, query: Query, hit: Hit) -> float:
+def _date_agreement(generation: SearchIndex, query: Query, hit: Hit) -> float:
     """1 when the question names a period and the hit's article is from it, 0 when it is not; 0.5 when the
     question names no period (nothing known either way)."""
     timeframe = query.timeframe
     if timeframe is None or not timeframe.explicit:
         return 0.5
-    day = int(generation.article_day[generation.passage_article[hit.passage_id]])  # -1: undated
+    day = generation.facts(hit.doc_id).day  # -1: undated
     return float(timeframe.start.toordinal() <= day <= timeframe.end.toordinal())
 
 

@@ -1,17 +1,17 @@
-"""Question -> ranked passages: dense (FAISS) and keyword (BM25) lists, fused, dated, de-duplicated."""
+"""Question -> ranked passages: the backend's dense and keyword lists, fused, dated, de-duplicated."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
 
 from qa.embed import Embedder
 from qa.keyword import tokenize
-from qa.store import Generation
+from qa.backend import SearchIndex
 from qa.timeframe import Timeframe, question_timeframe
 from qa.types import Hit
 
@@ -77,7 +77,7 @@ def is_follow_up(question: str) -> bool:
 
 
 def retrieve_many(
-    generation: Generation,
+    generation: SearchIndex,
     embedder: Embedder,
     queries: Sequence[Query],
     top_k: int = 10,
@@ -87,32 +87,30 @@ def retrieve_many(
     if not queries:
         return []
     vectors = embedder.embed([q.text for q in queries])
-    k = min(settings.candidates, len(generation.passages))
-    dense_scores, dense_ids = generation.search(vectors, k)
+    k = min(settings.candidates, generation.passage_count())
+    dense_scores, dense_ids = generation.dense_search(vectors, k)
     return [
         _rank(generation, query, vectors[i], dense_scores[i], dense_ids[i], top_k, settings)
         for i, query in enumerate(queries)
     ]
 
 
-def retrieve(generation: Generation, embedder: Embedder, question: str, top_k: int = 10, **query_args) -> list[Hit]:
+def retrieve(generation: SearchIndex, embedder: Embedder, question: str, top_k: int = 10, **query_args) -> list[Hit]:
     return retrieve_many(generation, embedder, [make_query(question, **query_args)], top_k)[0]
 
 
-def _rank(generation: Generation, query: Query, vector: np.ndarray, dense_scores: np.ndarray, dense_ids: np.ndarray,
-          top_k: int, settings: RetrievalSettings) -> list[Hit]:
+def _rank(generation: SearchIndex, query: Query, vector: np.ndarray, dense_scores: np.ndarray,
+          dense_ids: np.ndarray, top_k: int, settings: RetrievalSettings) -> list[Hit]:
     keep = dense_ids >= 0
     dense_ids, dense_scores = dense_ids[keep], dense_scores[keep]
-    keyword_all = generation.keyword.scores(tokenize(query.text))
-    k = min(settings.candidates, len(keyword_all))
-    keyword_ids = np.argpartition(-keyword_all, k - 1)[:k]
-    keyword_ids = keyword_ids[np.argsort(-keyword_all[keyword_ids], kind="stable")]
-    keyword_ids = keyword_ids[keyword_all[keyword_ids] > 0]
+    terms = tokenize(query.text)
+    keyword_found, keyword_ids = generation.keyword_search(terms, settings.candidates)
+    keyword_of = dict(zip(keyword_ids.tolist(), keyword_found.tolist(), strict=True))
 
     dense_of = dict(zip(dense_ids.tolist(), dense_scores.tolist(), strict=True))
-    keyword_only = [int(pid) for pid in keyword_ids if int(pid) not in dense_of]
+    keyword_only = [pid for pid in keyword_of if pid not in dense_of]
     if keyword_only:  # exact cosines for passages only BM25 found
-        found = generation.vectors.reconstruct_batch(np.array(keyword_only, dtype=np.int64)) @ vector
+        found = generation.vectors(keyword_only) @ vector
         dense_of.update(zip(keyword_only, found.tolist(), strict=True))
     fused: dict[int, float] = {}
     if settings.fusion in ("rrf", "dense"):
@@ -122,51 +120,46 @@ def _rank(generation: Generation, query: Query, vector: np.ndarray, dense_scores
         for rank, pid in enumerate(keyword_ids.tolist()):
             fused[pid] = fused.get(pid, 0.0) + settings.keyword_weight / (settings.rrf_k + rank + 1)
     if settings.fusion == "weighted":
-        top_keyword = float(keyword_all[keyword_ids[0]]) if len(keyword_ids) else 1.0
-        for pid, dense in dense_of.items():
-            fused[pid] = dense + settings.keyword_weight * float(keyword_all[pid]) / top_keyword
+        ids = list(dense_of)
+        bm25 = generation.keyword_scores(terms, ids)
+        top_keyword = float(keyword_found[0]) if len(keyword_found) else 1.0
+        for pid, keyword in zip(ids, bm25.tolist(), strict=True):
+            fused[pid] = dense_of[pid] + settings.keyword_weight * keyword / top_keyword
 
     ids = np.fromiter(fused, dtype=np.int64, count=len(fused))
     scores = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
+    stored = generation.passages(ids.tolist())
+    facts = [generation.facts(p.doc_id) for p in stored]
     if query.timeframe is not None and (settings.date_weight or settings.future_penalty):
-        scores = scores * _date_factor(generation, ids, query, settings)
+        scores = scores * _date_factor(np.array([f.day for f in facts]), query, settings)
     order = np.argsort(-scores, kind="stable")
 
     hits: list[Hit] = []
-    per_article: dict[int, int] = {}
-    first_of_group: dict[int, int] = {}
-    also_in: dict[int, list[str]] = {}
-    for position in order:
-        pid = int(ids[position])
-        article = int(generation.passage_article[pid])
-        group = int(generation.article_group[article])
-        leader = first_of_group.setdefault(group, article)
-        if leader != article:  # another outlet's copy of a story already listed
+    per_article: dict[str, int] = {}
+    first_of_group: dict[str, str] = {}
+    also_in: dict[str, list[str]] = {}
+    for position in order.tolist():
+        passage, doc_id = stored[position], stored[position].doc_id
+        leader = first_of_group.setdefault(facts[position].group, doc_id)
+        if leader != doc_id:  # another outlet's copy of a story already listed
             names = also_in.setdefault(leader, [])
-            doc_id = generation.article_ids[article]
             if doc_id not in names:
                 names.append(doc_id)
             continue
-        if per_article.get(article, 0) >= settings.per_article or len(hits) >= top_k:
+        if per_article.get(doc_id, 0) >= settings.per_article or len(hits) >= top_k:
             continue
-        per_article[article] = per_article.get(article, 0) + 1
-        stored = generation.passages[pid]
-        hits.append(Hit(len(hits) + 1, pid, stored.doc_id, float(scores[position]), stored.start, stored.end,
-                        dense_score=dense_of[pid],
-                        keyword_score=float(keyword_all[pid])))
-    return [
-        Hit(h.rank, h.passage_id, h.doc_id, h.score, h.start, h.end, h.dense_score, h.keyword_score,
-            tuple(also_in.get(int(generation.passage_article[h.passage_id]), ())))
-        for h in hits
-    ]
+        per_article[doc_id] = per_article.get(doc_id, 0) + 1
+        hits.append(Hit(len(hits) + 1, passage.passage_id, doc_id, float(scores[position]), passage.start,
+                        passage.end, dense_score=dense_of[passage.passage_id],
+                        keyword_score=keyword_of.get(passage.passage_id, 0.0)))
+    return [replace(h, also_in=tuple(also_in.get(h.doc_id, ()))) for h in hits]
 
 
-def _date_factor(generation: Generation, ids: np.ndarray, query: Query, settings: RetrievalSettings) -> np.ndarray:
-    days = generation.article_day[generation.passage_article[ids]]
+def _date_factor(days: np.ndarray, query: Query, settings: RetrievalSettings) -> np.ndarray:
     timeframe = query.timeframe
     inside = (days >= timeframe.start.toordinal()) & (days <= timeframe.end.toordinal())
     future = days > query.asked_on.toordinal() + 1
-    factor = np.ones(len(ids))
+    factor = np.ones(len(days))
     factor[inside] += settings.date_weight * (2.0 if timeframe.explicit else 1.0)
     factor[future] *= 1.0 - settings.future_penalty
     return factor

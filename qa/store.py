@@ -1,4 +1,18 @@
-"""Index generations on disk (FAISS vectors, SQLite store, manifest): build, load, atomic switch."""
+"""The embedded search backend: FAISS vectors, term counts (BM25) and SQLite, in immutable segments on disk.
+
+    index/
+      CURRENT                   name of the live generation (switched by one atomic rename)
+      gen-<time>/manifest.json  a generation: its segments, the articles each one no longer serves, checksums
+      gen-<time>/sources.json   the corpus files as read (size, time, articles), for the next build
+      segments/seg-<time>/      articles, passages and sentences (SQLite), vectors.npy, terms, article means,
+                                and an HNSW graph when the segment is large
+
+A build writes one new segment with the new and changed articles and a new generation naming it; unchanged
+articles stay in the segments they are in, so a build costs what changed. When there are too many segments,
+or too much of them is replaced, the build merges everything live into one segment (vectors and terms are
+copied, never recomputed). Passage ids are stable (qa.backend.passage_id). This is the only module that
+imports faiss.
+"""
 
 from __future__ import annotations
 
@@ -11,33 +25,33 @@ import os
 import shutil
 import sqlite3
 import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from importlib import metadata
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from qa.chunk import ChunkSettings, chunk_article, embed_text
-from qa.dedupe import find_duplicates
-from qa.embed import Embedder
-from qa.errors import BuildInProgress, IndexCorrupt, IndexNotFound, ModelMismatch, NothingIndexed, QAError
-from qa.ingest import read_corpus
-from qa.keyword import KeywordIndex
-from qa.types import Article, Passage, Sentence, Skipped
+from qa.backend import ArticleFacts, DayRange, StoredPassage
+from qa.errors import BuildInProgress, IndexCorrupt, IndexNotFound, ModelMismatch, QAError
+from qa.keyword import BM25, TermCounts, tokenize
+from qa.types import Article, Sentence, SourceFile
 
-STORE_VERSION = 4  # bump when the on-disk layout changes: forces a new generation, reusing vectors
+STORE_VERSION = 5  # bump when the on-disk layout changes: forces a new generation, reusing vectors
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
-VECTORS = "vectors.faiss"
+SOURCES = "sources.json"
 DATABASE = "store.sqlite"
-KEYWORD = "keyword"
+VECTORS = "vectors.npy"
+GRAPH = "graph.faiss"
+MEANS = "means.npy"
+SEGMENTS = "segments"
 LOCK = ".build.lock"
 GENERATION_PREFIX = "gen-"
+SEGMENT_PREFIX = "seg-"
 TEMP_PREFIX = ".tmp-"
 KEEP_GENERATIONS = 2
+MAX_SEGMENTS = 6  # more, and a build merges them into one (each question searches every segment)
+MAX_DEAD_SHARE = 0.3  # of the passages in segments, replaced or deleted since: above it, a build merges
 # Exact (flat) search while its scan fits the answer's time budget: one question costs about 0.1 ms per 1,000
 # passages on one core (20 ms at 200,000, 45 ms at 400,000), against 1 to 1.5 ms for HNSW at any of these sizes,
 # whose recall@10 was 0.995 on the evaluation corpus's own vectors (benchmarks/faiss_crossover.py,
@@ -48,16 +62,18 @@ HNSW_EF_SEARCH = 128
 
 _SCHEMA = """
 CREATE TABLE articles (
-    doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL, url TEXT NOT NULL,
-    publish_date TEXT, authors TEXT NOT NULL, source TEXT NOT NULL, origin TEXT NOT NULL,
-    content_hash TEXT NOT NULL, duplicate_of TEXT);
+    row INTEGER PRIMARY KEY, doc_id TEXT NOT NULL UNIQUE, title TEXT NOT NULL, text TEXT NOT NULL,
+    url TEXT NOT NULL, publish_date TEXT, authors TEXT NOT NULL, source TEXT NOT NULL, origin TEXT NOT NULL,
+    content_hash TEXT NOT NULL);
 CREATE TABLE passages (
-    passage_id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
-    embed_hash TEXT NOT NULL);
+    row INTEGER PRIMARY KEY, passage_id INTEGER NOT NULL, doc_id TEXT NOT NULL, start INTEGER NOT NULL,
+    end INTEGER NOT NULL, embed_hash TEXT NOT NULL);
 CREATE TABLE sentences (doc_id TEXT NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL);
 CREATE INDEX sentences_by_doc ON sentences (doc_id, start);
 CREATE INDEX passages_by_doc ON passages (doc_id);
+CREATE INDEX passages_by_hash ON passages (embed_hash);
 """
+_ARTICLE_COLUMNS = "doc_id, title, text, url, publish_date, authors, source, origin, content_hash"
 
 
 class BuildFailed(QAError):
@@ -77,101 +93,78 @@ def _disk_full(error: Exception) -> bool:
         words in str(error).lower() for words in ("no space left", "disk is full", "disk quota"))
 
 
-@dataclass
-class BuildReport:
-    """What a build did; printed by `python -m qa build`."""
-
-    corpus: str
-    index_dir: str
-    generation: str = ""
-    files: int = 0
-    articles_read: int = 0
-    skipped: list[Skipped] = field(default_factory=list)
-    new: int = 0
-    changed: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    passages: int = 0
-    embedded: int = 0
-    reused_vectors: int = 0
-    duplicates: int = 0
-    embed_seconds: float = 0.0
-    seconds: float = 0.0
-    up_to_date: bool = False
-
-    def as_dict(self) -> dict:
-        data = {k: v for k, v in self.__dict__.items() if k != "skipped"}
-        data["skipped"] = [{"origin": s.origin, "reason": s.reason} for s in self.skipped]
-        data["passages_per_second"] = round(self.passages_per_second, 1)
-        return data
-
-    @property
-    def passages_per_second(self) -> float:
-        return self.embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
+def _article(row: Sequence) -> Article:
+    return Article(*row[:5], tuple(json.loads(row[5])), *row[6:])
 
 
-@dataclass(frozen=True)
-class StoredPassage:
-    passage_id: int
-    doc_id: str
-    start: int
-    end: int
-    embed_hash: str
+class Segment:
+    """One immutable segment; its vectors, graph and term counts load on first use."""
 
-
-class Generation:
-    """One complete, read-only index generation; safe to share between threads."""
-
-    def __init__(self, path: Path, for_reuse: bool = False):
-        """Load a generation; `for_reuse` loads only what a rebuild copies (works on older layouts)."""
-        import faiss
-
+    def __init__(self, path: Path, check: bool):
         self.path = path
         self.name = path.name
-        try:
-            self.manifest = json.loads((path / MANIFEST).read_text())
-            _check_files(path, self.manifest)
-            self.vectors = faiss.read_index(str(path / VECTORS))
-            if hasattr(self.vectors, "hnsw"):
-                self.vectors.hnsw.efSearch = HNSW_EF_SEARCH
-            self._db = sqlite3.connect(f"file:{path / DATABASE}?mode=ro", uri=True, check_same_thread=False)
-            rows = self._db.execute("SELECT passage_id, doc_id, start, end, embed_hash FROM passages ORDER BY passage_id")
-            self.passages = [StoredPassage(*row) for row in rows]
-        except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError, sqlite3.Error) as error:
-            raise IndexCorrupt(str(path), str(error).splitlines()[0] if str(error) else type(error).__name__) from None
-        self.fallback_from: tuple[str, str] | None = None  # (generation, why) when CURRENT could not be loaded
-        if self.vectors.ntotal != len(self.passages) or self.manifest.get("passages") != len(self.passages):
-            raise IndexCorrupt(str(path), "vector and passage counts differ")
-        self._lock = threading.Lock()
-        self._articles: dict[str, Article] = {}
-        self._sentences: dict[str, list[Sentence]] = {}
-        if for_reuse:
-            return
-        layout = self.manifest.get("store_version")
-        if layout != STORE_VERSION:  # a build reuses its vectors, so the rebuild the message asks for is quick
-            raise IndexCorrupt(str(path), f"written in index layout {layout}; this version reads layout {STORE_VERSION}")
-        try:
-            self._load_article_table()
-        except (sqlite3.Error, ValueError) as error:
-            raise IndexCorrupt(str(path), f"{DATABASE}: {error}") from None
-        try:
-            self.keyword = KeywordIndex.load(path / KEYWORD)
-        except (OSError, ValueError, KeyError) as error:
-            raise IndexCorrupt(str(path), f"keyword index: {error}") from None
-        if self.keyword.passages != len(self.passages):
-            raise IndexCorrupt(str(path), "keyword index and passage counts differ")
+        self.manifest = json.loads((path / MANIFEST).read_text())
+        _check_files(path, self.manifest, digests=check)
+        self.db = sqlite3.connect(f"file:{path / DATABASE}?mode=ro", uri=True, check_same_thread=False)
+        self.lock = threading.Lock()
+        rows = self.db.execute("SELECT passage_id, doc_id, start, end, embed_hash FROM passages ORDER BY row")
+        self.passages = [StoredPassage(*row) for row in rows]
+        self.ids = np.array([p.passage_id for p in self.passages], dtype=np.int64)
+        articles = self.db.execute("SELECT doc_id, publish_date, source, content_hash, origin FROM articles "
+                                   "ORDER BY row").fetchall()
+        self.articles = [row[0] for row in articles]
+        self.article_rows = {row[0]: i for i, row in enumerate(articles)}
+        self.dates = [row[1] for row in articles]
+        self.hashes = {row[0]: row[3] for row in articles}
+        if self.manifest.get("passages") != len(self.passages) or self.manifest.get("articles") != len(articles):
+            raise ValueError(f"segment {self.name}: row counts differ from its manifest")
+        self._vectors: np.ndarray | None = None
+        self._search = None
+        self._terms: TermCounts | None = None
 
-    def _load_article_table(self) -> None:
-        """Per-article arrays that retrieval needs for every query: dates and duplicate groups."""
-        from datetime import date
+    @property
+    def vectors(self) -> np.ndarray:
+        if self._vectors is None:
+            self._vectors = np.load(self.path / VECTORS, mmap_mode="r")
+            if self._vectors.shape[0] != len(self.passages):
+                raise ValueError(f"segment {self.name}: vector and passage counts differ")
+        return self._vectors
 
-        rows = self._db.execute("SELECT doc_id, publish_date, duplicate_of, source FROM articles ORDER BY doc_id").fetchall()
-        self.article_ids = [row[0] for row in rows]
-        number = {doc_id: i for i, doc_id in enumerate(self.article_ids)}
-        self.article_source = [row[3] for row in rows]
-        self.article_day = np.array([date.fromisoformat(row[1]).toordinal() if row[1] else -1 for row in rows])
-        self.article_group = np.array([number.get(row[2], i) if row[2] else i for i, row in enumerate(rows)])
-        self.passage_article = np.array([number[p.doc_id] for p in self.passages], dtype=np.int64)
+    @property
+    def search_index(self):
+        if self._search is None:
+            import faiss
+
+            if (self.path / GRAPH).exists():
+                index = faiss.read_index(str(self.path / GRAPH))
+                index.hnsw.efSearch = HNSW_EF_SEARCH
+            else:
+                index = faiss.IndexFlatIP(int(self.manifest["dimension"]))
+                index.add(np.ascontiguousarray(self.vectors, dtype=np.float32))
+            if index.ntotal != len(self.passages):
+                raise ValueError(f"segment {self.name}: vector and passage counts differ")
+            self._search = index
+        return self._search
+
+    @property
+    def terms(self) -> TermCounts:
+        if self._terms is None:
+            self._terms = TermCounts.load(self.path)
+            if len(self._terms.lengths) != len(self.passages):
+                raise ValueError(f"segment {self.name}: term and passage counts differ")
+        return self._terms
+
+    def means(self) -> np.ndarray:
+        return np.load(self.path / MEANS)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class _Built:
+    """What every generation's manifest says: the model its vectors are from."""
+
+    manifest: dict
 
     @property
     def model_id(self) -> str:
@@ -181,34 +174,184 @@ class Generation:
     def dimension(self) -> int:
         return int(self.manifest["dimension"])
 
+
+class Generation(_Built):
+    """One complete, read-only generation (qa.backend.SearchIndex); safe to share between threads."""
+
+    def __init__(self, path: Path, for_reuse: bool = False):
+        """Load a generation; `for_reuse` reads only what a build copies and checks file sizes, not digests."""
+        self.path = path
+        self.name = path.name
+        self.fallback_from: tuple[str, str] | None = None  # (generation, why) when CURRENT could not be loaded
+        self._articles: dict[str, Article] = {}
+        self._sentences: dict[str, list[Sentence]] = {}
+        self.segments: list[Segment] = []
+        try:
+            self.manifest = json.loads((path / MANIFEST).read_text())
+            layout = self.manifest.get("store_version")
+            if layout != STORE_VERSION and not for_reuse:  # a rebuild reuses its vectors: quick, as the message says
+                raise _OlderLayout(layout)
+            _check_files(path, self.manifest, digests=not for_reuse)
+            segments_dir = path.parent / SEGMENTS
+            dead = self.manifest["segments"]
+            self.segments = [Segment(segments_dir / entry["name"], check=not for_reuse) for entry in dead]
+            self.dead = [set(entry["dead"]) for entry in dead]
+            self._index_rows()
+            if not for_reuse:
+                self._load_search()
+        except _OlderLayout as older:
+            self.close()
+            raise IndexCorrupt(str(path), f"written in index layout {older.layout}; this version reads layout "
+                                          f"{STORE_VERSION}") from None
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError, sqlite3.Error) as error:
+            self.close()
+            raise IndexCorrupt(str(path), str(error).splitlines()[0] if str(error) else type(error).__name__) from None
+        if self.manifest.get("passages") != self.passage_count():
+            self.close()
+            raise IndexCorrupt(str(path), "vector and passage counts differ")
+
+    def _index_rows(self) -> None:
+        """Live rows of each segment, where each passage id lives, and each live article's facts."""
+        self.live = [np.array([p.doc_id not in dead for p in segment.passages], dtype=bool)
+                     for segment, dead in zip(self.segments, self.dead, strict=True)]
+        self._where: dict[int, tuple[int, int]] = {}
+        self._home: dict[str, int] = {}  # doc_id -> segment holding its live version
+        for number, (segment, dead) in enumerate(zip(self.segments, self.dead, strict=True)):
+            for row, passage_id in enumerate(segment.ids.tolist()):
+                if segment.passages[row].doc_id not in dead:
+                    self._where[passage_id] = (number, row)
+            for doc_id in segment.articles:
+                if doc_id not in dead:
+                    self._home[doc_id] = number
+        duplicate_of = json.loads((self.path / "duplicates.json").read_text()) if (
+            self.path / "duplicates.json").exists() else {}
+        self._duplicate_of: dict[str, str] = duplicate_of.get("duplicate_of", {})
+        self._pairs = [tuple(pair) for pair in duplicate_of.get("pairs", [])]
+        self._facts: dict[str, ArticleFacts] = {}
+        for doc_id, number in self._home.items():
+            segment = self.segments[number]
+            published = segment.dates[segment.article_rows[doc_id]]
+            day = date.fromisoformat(published).toordinal() if published else -1
+            self._facts[doc_id] = ArticleFacts(day, self._duplicate_of.get(doc_id, doc_id))
+        self._day_of_row = [np.array([self._facts[p.doc_id].day if live else -1
+                                      for p, live in zip(segment.passages, mask.tolist(), strict=True)])
+                            for segment, mask in zip(self.segments, self.live, strict=True)]
+        self._lock = threading.Lock()
+
+    def _load_search(self) -> None:
+        for segment in self.segments:  # loaded now: a damaged file shows at start-up, not at a question, and
+            segment.search_index  # noqa: B018 (a pruned segment's files stay readable while they are open)
+            segment.vectors  # noqa: B018
+        self.bm25 = BM25([(segment.terms, live) for segment, live in zip(self.segments, self.live, strict=True)])
+
+    def passage_count(self) -> int:
+        return len(self._where)
+
     def check_model(self, model_id: str, dimension: int) -> None:
         if (self.model_id, self.dimension) != (model_id, dimension):
             raise ModelMismatch(self.model_id, self.dimension, model_id, dimension)
 
-    def search(self, query_vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Inner-product search: (scores, passage ids) per query, best first; ids of -1 pad short lists."""
-        k = max(1, min(k, self.vectors.ntotal))
-        return self.vectors.search(np.ascontiguousarray(query_vectors, dtype=np.float32), k)
+    # -- search
+    def _allowed(self, number: int, days: DayRange | None) -> np.ndarray | None:
+        live = self.live[number]
+        if days is None:
+            return None if live.all() else live
+        day = self._day_of_row[number]
+        return live & (day >= days[0]) & (day <= days[1])
 
-    def newest_date(self):
-        from datetime import date
+    def dense_search(self, vectors: np.ndarray, k: int, days: DayRange | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        import faiss
 
-        known = self.article_day[self.article_day > 0]
-        return date.fromordinal(int(known.max())) if known.size else None
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        k = max(1, k)
+        all_scores, all_ids = [], []
+        for number, segment in enumerate(self.segments):
+            allowed = self._allowed(number, days)
+            params = None
+            if allowed is not None:
+                if not allowed.any():
+                    continue
+                bitmap = np.packbits(allowed, bitorder="little")
+                selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
+                params = (faiss.SearchParametersHNSW(sel=selector, efSearch=HNSW_EF_SEARCH)
+                          if (segment.path / GRAPH).exists() else faiss.SearchParameters(sel=selector))
+            take = min(k, len(segment.passages))
+            scores, rows = segment.search_index.search(vectors, take, params=params)
+            ids = np.where(rows >= 0, segment.ids[np.maximum(rows, 0)], -1)
+            all_scores.append(np.where(rows >= 0, scores, -np.inf))
+            all_ids.append(ids)
+        if not all_scores:
+            return np.full((len(vectors), 1), -np.inf, np.float32), np.full((len(vectors), 1), -1, np.int64)
+        scores, ids = np.concatenate(all_scores, axis=1), np.concatenate(all_ids, axis=1)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, order, 1).astype(np.float32), np.take_along_axis(ids, order, 1)
+
+    def keyword_search(self, terms: Sequence[str], k: int, days: DayRange | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        found_scores, found_ids = [], []
+        for number, segment in enumerate(self.segments):
+            scores = self.bm25.scores(terms, number)
+            allowed = self._allowed(number, days)
+            if allowed is not None:
+                scores = np.where(allowed, scores, 0.0)
+            rows = np.flatnonzero(scores > 0)
+            if len(rows) > k:
+                rows = rows[np.argpartition(-scores[rows], k - 1)[:k]]
+            found_scores.append(scores[rows])
+            found_ids.append(segment.ids[rows])
+        scores = np.concatenate(found_scores) if found_scores else np.zeros(0, np.float32)
+        ids = np.concatenate(found_ids) if found_ids else np.zeros(0, np.int64)
+        order = np.lexsort((ids, -scores))[:k]  # ties by id: the same order in every run and backend
+        return scores[order], ids[order]
+
+    def keyword_scores(self, terms: Sequence[str], ids: Sequence[int]) -> np.ndarray:
+        result = np.zeros(len(ids), dtype=np.float32)
+        places = [self._where.get(int(i)) for i in ids]
+        for number in {place[0] for place in places if place is not None}:
+            scores = self.bm25.scores(terms, number)
+            for position, place in enumerate(places):
+                if place is not None and place[0] == number:
+                    result[position] = scores[place[1]]
+        return result
+
+    def idf(self, term: str) -> float:
+        return self.bm25.idf(term)
+
+    # -- passages and articles
+    def passages(self, ids: Sequence[int]) -> list[StoredPassage]:
+        places = [self._where[int(i)] for i in ids]
+        return [self.segments[number].passages[row] for number, row in places]
+
+    def stored_passages(self) -> Iterator[StoredPassage]:
+        """Every live passage, segment by segment."""
+        for segment, live in zip(self.segments, self.live, strict=True):
+            yield from (p for p, alive in zip(segment.passages, live.tolist(), strict=True) if alive)
+
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        rows = [self._where[int(i)] for i in ids]
+        out = np.zeros((len(rows), self.dimension), dtype=np.float32)
+        for position, (number, row) in enumerate(rows):
+            out[position] = self.segments[number].vectors[row]
+        return out
+
+    def facts(self, doc_id: str) -> ArticleFacts:
+        return self._facts[doc_id]
 
     def article(self, doc_id: str) -> Article:
         cached = self._articles.get(doc_id)
         if cached is not None:
             return cached
-        with self._lock:
-            row = self._db.execute(
-                "SELECT doc_id, title, text, url, publish_date, authors, source, origin, content_hash "
-                "FROM articles WHERE doc_id = ?",
-                (doc_id,),
-            ).fetchone()
+        number = self._home.get(doc_id)
+        if number is None:
+            raise KeyError(doc_id)
+        segment = self.segments[number]
+        with segment.lock:
+            row = segment.db.execute(f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE doc_id = ?",
+                                     (doc_id,)).fetchone()
         if row is None:
             raise KeyError(doc_id)
-        article = Article(*row[:5], tuple(json.loads(row[5])), *row[6:])
+        article = _article(row)
         if len(self._articles) < 4096:
             self._articles[doc_id] = article
         return article
@@ -219,33 +362,157 @@ class Generation:
         cached = self._sentences.get(doc_id)
         if cached is not None:
             return cached
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT start, end FROM sentences WHERE doc_id = ? ORDER BY start", (doc_id,)
-            ).fetchall()
+        number = self._home.get(doc_id)
+        if number is None:
+            return []
+        segment = self.segments[number]
+        with segment.lock:
+            rows = segment.db.execute("SELECT start, end FROM sentences WHERE doc_id = ? ORDER BY start",
+                                      (doc_id,)).fetchall()
         found = [Sentence(doc_id, start, end) for start, end in rows]
         if len(self._sentences) < 4096:
             self._sentences[doc_id] = found
         return found
 
     def passage_text(self, passage_id: int) -> str:
-        stored = self.passages[passage_id]
+        stored = self.passages([passage_id])[0]
         return self.article(stored.doc_id).text[stored.start : stored.end]
 
     def doc_ids(self) -> list[str]:
-        with self._lock:
-            return [row[0] for row in self._db.execute("SELECT doc_id FROM articles ORDER BY doc_id")]
+        return sorted(self._home)
 
     def iter_articles(self) -> Iterator[Article]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT doc_id, title, text, url, publish_date, authors, source, origin, content_hash FROM articles"
-            ).fetchall()
-        for row in rows:
-            yield Article(*row[:5], tuple(json.loads(row[5])), *row[6:])
+        for number, segment in enumerate(self.segments):
+            with segment.lock:
+                rows = segment.db.execute(f"SELECT {_ARTICLE_COLUMNS} FROM articles ORDER BY row").fetchall()
+            for row in rows:
+                if self._home.get(row[0]) == number:
+                    yield _article(row)
+
+    def newest_date(self) -> date | None:
+        days = [facts.day for facts in self._facts.values() if facts.day > 0]
+        return date.fromordinal(max(days)) if days else None
+
+    # -- what a build reuses
+    def article_hashes(self) -> dict[str, str]:
+        return {doc_id: self.segments[number].hashes[doc_id] for doc_id, number in self._home.items()}
+
+    def sources(self) -> dict[str, SourceFile]:
+        try:
+            saved = json.loads((self.path / SOURCES).read_text())
+        except (OSError, ValueError):
+            return {}
+        return {path: SourceFile(entry["size"], entry["mtime_ns"], [tuple(a) for a in entry["articles"]],
+                                 [tuple(s) for s in entry["skipped"]]) for path, entry in saved.items()}
+
+    def article_passages(self, doc_id: str) -> list[StoredPassage]:
+        number = self._home.get(doc_id)
+        if number is None:
+            return []
+        return [p for p in self.segments[number].passages if p.doc_id == doc_id]
+
+    def vectors_by_hash(self, embed_hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        wanted = list(dict.fromkeys(embed_hashes))
+        found: dict[str, np.ndarray] = {}
+        for segment in self.segments:
+            rows = []
+            with segment.lock:
+                for start in range(0, len(wanted), 500):
+                    chunk = wanted[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    rows += segment.db.execute(f"SELECT embed_hash, row FROM passages WHERE embed_hash IN ({marks})",
+                                               chunk).fetchall()
+            for embed_hash, row in rows:
+                found.setdefault(embed_hash, np.array(segment.vectors[row], dtype=np.float32))
+        return found
+
+    def article_means(self) -> tuple[list[str], np.ndarray]:
+        """Each live article's mean passage vector (normalised): where duplicate detection looks for copies."""
+        doc_ids, blocks = [], []
+        for number, segment in enumerate(self.segments):
+            rows = [i for i, doc_id in enumerate(segment.articles) if self._home.get(doc_id) == number]
+            doc_ids += [segment.articles[i] for i in rows]
+            blocks.append(segment.means()[rows])
+        matrix = np.concatenate(blocks) if blocks else np.zeros((0, self.dimension), np.float32)
+        return doc_ids, matrix
+
+    def duplicate_pairs(self) -> list[tuple[str, str]]:
+        return list(self._pairs)
+
+    def close(self) -> None:
+        for segment in self.segments:
+            segment.close()
+
+
+class _OlderLayout(Exception):
+    def __init__(self, layout: object):
+        self.layout = layout
+
+
+class LegacyGeneration(_Built):
+    """A generation of layout 4 (one FAISS file and one SQLite store): read only for its vectors, so the
+    first build of this version embeds nothing it had embedded."""
+
+    def __init__(self, path: Path):
+        import faiss
+
+        self.path, self.name = path, path.name
+        self.manifest = json.loads((path / MANIFEST).read_text())
+        self.fallback_from = None
+        self._vectors = faiss.read_index(str(path / "vectors.faiss"))
+        self._db = sqlite3.connect(f"file:{path / DATABASE}?mode=ro", uri=True)
+        self._hashes = dict(self._db.execute("SELECT doc_id, content_hash FROM articles"))
+
+    def article_hashes(self) -> dict[str, str]:
+        return dict(self._hashes)
+
+    def sources(self) -> dict[str, SourceFile]:
+        return {}
+
+    def vectors_by_hash(self, embed_hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        rows = dict(self._db.execute("SELECT embed_hash, passage_id FROM passages"))
+        return {h: self._vectors.reconstruct(int(rows[h])) for h in set(embed_hashes) if h in rows}
 
     def close(self) -> None:
         self._db.close()
+
+
+class EmbeddedBackend:
+    """Generations in a folder on this machine (qa.backend.Backend)."""
+
+    def __init__(self, index_dir: str | Path):
+        self.index_dir = Path(index_dir)
+        self.location = str(index_dir)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """One build at a time; folders of killed builds go first (on a nearly full disk they hold the space),
+        and generations beyond the newest two when it ends."""
+        with build_lock(self.index_dir):
+            _prune(self.index_dir)
+            yield
+            _prune(self.index_dir)
+
+    def live_name(self) -> str:
+        return current_generation_path(self.index_dir).name
+
+    def open(self, model_id: str | None = None, dimension: int | None = None, fallback: bool = True) -> Generation:
+        return load_generation(self.index_dir, model_id, dimension, fallback)
+
+    def open_for_reuse(self) -> Generation | LegacyGeneration | None:
+        try:
+            path = current_generation_path(self.index_dir)
+            return Generation(path, for_reuse=True)
+        except IndexNotFound:
+            return None
+        except IndexCorrupt:
+            try:
+                return LegacyGeneration(path)
+            except Exception:  # noqa: BLE001 (anything unreadable is simply not reused)
+                return None
+
+    def writer(self, previous: Generation | LegacyGeneration | None, dimension: int) -> SegmentWriter:
+        return SegmentWriter(self.index_dir, previous if isinstance(previous, Generation) else None, dimension)
 
 
 def current_generation_path(index_dir: str | Path) -> Path:
@@ -273,9 +540,10 @@ def load_generation(
     except IndexCorrupt as damaged:
         if not fallback:
             raise
-        generation = _older_generation(Path(index_dir), path.name)
-        if generation is None:
+        older = _older_generation(Path(index_dir), path.name)
+        if older is None:
             raise damaged from None
+        generation = older
         generation.fallback_from = (path.name, str(damaged))
     if model_id is not None:
         generation.check_model(model_id, dimension if dimension is not None else generation.dimension)
@@ -293,17 +561,238 @@ def _older_generation(index_dir: Path, current: str) -> Generation | None:
     return None
 
 
-def _check_files(path: Path, manifest: dict) -> None:
-    """Every file the manifest lists is there with its size and SHA-256 (truncation, bit rot)."""
+class SegmentWriter:
+    """A new generation: the previous one's segments (minus what is replaced) plus one new segment."""
+
+    def __init__(self, index_dir: Path, previous: Generation | None, dimension: int):
+        self.index_dir = index_dir
+        self.previous = previous
+        self.dimension = dimension
+        self.dead = [set(d) for d in previous.dead] if previous is not None else []
+        self.homes = dict(previous._home) if previous is not None else {}
+        self.articles: dict[str, tuple[Article, list[StoredPassage], np.ndarray, list[Sentence]]] = {}
+        self.written: dict[str, int] = {}  # articles, passages and sentences of the committed generation
+
+    def put_article(self, article: Article, passages: Sequence[StoredPassage], vectors: np.ndarray,
+                    sentences: Sequence[Sentence]) -> None:
+        self.delete_article(article.doc_id)
+        self.articles[article.doc_id] = (article, list(passages), np.asarray(vectors, np.float32), list(sentences))
+
+    def delete_article(self, doc_id: str) -> None:
+        self.articles.pop(doc_id, None)
+        number = self.homes.pop(doc_id, None)
+        if number is not None:
+            self.dead[number].add(doc_id)
+
+    def _needs_merge(self) -> bool:
+        if self.previous is None:
+            return False
+        segments = self.previous.segments
+        rows = sum(len(s.passages) for s in segments)
+        dead = sum(sum(1 for p in s.passages if p.doc_id in d) for s, d in zip(segments, self.dead, strict=True))
+        alive = sum(1 for s, d in zip(segments, self.dead, strict=True) if any(a not in d for a in s.articles))
+        return alive + bool(self.articles) > MAX_SEGMENTS or (rows and dead / rows > MAX_DEAD_SHARE)
+
+    def commit(self, manifest: dict, duplicate_of: dict[str, str], duplicate_pairs: Sequence[tuple[str, str]],
+               sources: dict[str, SourceFile]) -> str:
+        name = GENERATION_PREFIX + _stamp()
+        temp = self.index_dir / (TEMP_PREFIX + name)
+        written: list[Path] = []
+        try:
+            entries = []
+            if self.previous is not None and not self._needs_merge():
+                for segment, dead in zip(self.previous.segments, self.dead, strict=True):
+                    if any(doc_id not in dead for doc_id in segment.articles):
+                        entries.append({"name": segment.name, "dead": sorted(dead & set(segment.articles))})
+                parts = [self._new_parts()] if self.articles else []
+            else:
+                parts = [self._kept_parts(), self._new_parts()] if self.previous is not None else [self._new_parts()]
+            if parts:
+                segment = _write_segment(self.index_dir / SEGMENTS, parts, self.dimension)
+                written.append(segment)
+                entries.append({"name": segment.name, "dead": []})
+            temp.mkdir(parents=True)
+            (temp / "duplicates.json").write_text(json.dumps(
+                {"duplicate_of": duplicate_of, "pairs": [list(pair) for pair in duplicate_pairs]}))
+            (temp / SOURCES).write_text(json.dumps({path: source.__dict__ for path, source in sources.items()}))
+            counts = self.written = _segment_counts(self.index_dir / SEGMENTS, entries)
+            full = {**manifest, "store_version": STORE_VERSION, "generation": name, "segments": entries, **counts,
+                    "faiss_index": _largest_index(self.index_dir / SEGMENTS, entries),
+                    "duplicates": len(duplicate_of), "files": _file_checksums(temp)}
+            (temp / MANIFEST).write_text(json.dumps(full, indent=2))
+            _fsync_tree(temp)
+            os.rename(temp, self.index_dir / name)
+            _fsync_dir(self.index_dir)
+            _switch_current(self.index_dir, name)
+        except (OSError, RuntimeError, sqlite3.Error) as error:  # faiss reports a failed write as RuntimeError
+            shutil.rmtree(temp, ignore_errors=True)
+            switched = (self.index_dir / CURRENT).exists() and current_generation_path(self.index_dir).name == name
+            if not switched:
+                shutil.rmtree(self.index_dir / name, ignore_errors=True)  # complete, but never switched to
+                for segment in written:
+                    shutil.rmtree(segment, ignore_errors=True)
+            raise BuildFailed(str(self.index_dir), error) from error
+        return name
+
+    def _new_parts(self) -> _Part:
+        part = _Part()
+        for article, passages, vectors, sentences in self.articles.values():
+            part.add(article, passages, vectors, sentences)
+        return part
+
+    def _kept_parts(self) -> _Part:
+        """Everything live of the previous generation, copied (vectors and terms included) for a merge."""
+        part = _Part()
+        previous = self.previous
+        for segment, dead in zip(previous.segments, self.dead, strict=True):
+            rows = np.array([p.doc_id not in dead for p in segment.passages], dtype=bool)
+            with segment.lock:
+                articles = [_article(row) for row in segment.db.execute(
+                    f"SELECT {_ARTICLE_COLUMNS} FROM articles ORDER BY row") if row[0] not in dead]
+                sentences = [Sentence(*row) for row in segment.db.execute(
+                    "SELECT doc_id, start, end FROM sentences ORDER BY doc_id, start") if row[0] not in dead]
+            part.articles += articles
+            part.sentences += sentences
+            part.passages += [p for p, keep in zip(segment.passages, rows.tolist(), strict=True) if keep]
+            part.vectors.append(np.asarray(segment.vectors[rows], dtype=np.float32))
+            part.terms.append((segment.terms, np.flatnonzero(rows)))
+        return part
+
+
+class _Part:
+    """Rows of a segment being written: articles, passages with their vectors and terms, sentences."""
+
+    def __init__(self) -> None:
+        self.articles: list[Article] = []
+        self.passages: list[StoredPassage] = []
+        self.sentences: list[Sentence] = []
+        self.vectors: list[np.ndarray] = []
+        self.terms: list[tuple[TermCounts, np.ndarray]] = []
+        self.texts: list[str] = []  # embedded texts of passages whose terms are still to count
+
+    def add(self, article: Article, passages: list[StoredPassage], vectors: np.ndarray,
+            sentences: list[Sentence]) -> None:
+        from qa.chunk import embed_text
+
+        self.articles.append(article)
+        self.passages += passages
+        self.sentences += sentences
+        self.vectors.append(vectors.reshape(len(passages), -1) if len(passages) else vectors)
+        self.texts += [embed_text(article.title, article.text[p.start : p.end]) for p in passages]
+
+
+def _write_segment(folder: Path, parts: list[_Part], dimension: int) -> Path:
+    """Write one segment from the parts (kept rows first, then new ones), fsynced, manifest last."""
+    name = SEGMENT_PREFIX + _stamp()
+    temp = folder / (TEMP_PREFIX + name)
+    temp.mkdir(parents=True)
+    try:
+        articles = [a for part in parts for a in part.articles]
+        passages = [p for part in parts for p in part.passages]
+        sentences = [s for part in parts for s in part.sentences]
+        blocks = [v for part in parts for v in part.vectors if len(v)]
+        vectors = np.concatenate(blocks).astype(np.float32) if blocks else np.zeros((0, dimension), np.float32)
+        terms = [t for part in parts for t in part.terms]
+        fresh = [text for part in parts for text in part.texts]
+        if fresh:
+            counted = TermCounts.from_terms([tokenize(text) for text in fresh])
+            terms.append((counted, np.arange(len(fresh))))
+        TermCounts.stack(terms).save(temp)
+        np.save(temp / VECTORS, vectors)
+        np.save(temp / MEANS, _article_means(articles, passages, vectors))
+        if len(vectors) > FLAT_LIMIT:
+            _write_graph(temp / GRAPH, vectors)
+        _write_database(temp / DATABASE, articles, passages, sentences)
+        manifest = {"segment": name, "dimension": dimension, "articles": len(articles), "passages": len(passages),
+                    "sentences": len(sentences), "faiss_index": "IndexHNSWFlat" if len(vectors) > FLAT_LIMIT
+                    else "IndexFlatIP", "files": _file_checksums(temp)}
+        (temp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        _fsync_tree(temp)
+        os.rename(temp, folder / name)
+        _fsync_dir(folder)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return folder / name
+
+
+def _article_means(articles: list[Article], passages: list[StoredPassage], vectors: np.ndarray) -> np.ndarray:
+    number = {a.doc_id: i for i, a in enumerate(articles)}
+    means = np.zeros((len(articles), vectors.shape[1]), dtype=np.float32)
+    if len(passages):
+        np.add.at(means, np.array([number[p.doc_id] for p in passages]), vectors)
+    norms = np.linalg.norm(means, axis=1, keepdims=True)
+    return means / np.where(norms == 0, 1, norms)
+
+
+def _write_graph(path: Path, vectors: np.ndarray) -> None:
+    """An HNSW graph (inner product) over the vectors, for segments too large for a flat scan."""
+    import faiss
+
+    index = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 80
+    index.add(vectors)
+    faiss.write_index(index, str(path))
+
+
+def _largest_index(folder: Path, entries: list[dict]) -> str:
+    """The FAISS index type of the generation's largest segment (IndexFlatIP or IndexHNSWFlat)."""
+    manifests = [json.loads((folder / entry["name"] / MANIFEST).read_text()) for entry in entries]
+    return max(manifests, key=lambda m: m["passages"])["faiss_index"] if manifests else "IndexFlatIP"
+
+
+def _segment_counts(folder: Path, entries: list[dict]) -> dict[str, int]:
+    """Live articles, passages and sentences of a generation, from its segments' databases."""
+    totals = {"articles": 0, "passages": 0, "sentences": 0}
+    for entry in entries:
+        dead = entry["dead"]
+        db = sqlite3.connect(f"file:{folder / entry['name'] / DATABASE}?mode=ro", uri=True)
+        try:
+            marks = ",".join("?" * len(dead))
+            where = f" WHERE doc_id NOT IN ({marks})" if dead else ""
+            for table in totals:
+                totals[table] += db.execute(f"SELECT count(*) FROM {table}{where}", dead).fetchone()[0]
+        finally:
+            db.close()
+    return totals
+
+
+def _write_database(path: Path, articles: list[Article], passages: list[StoredPassage],
+                    sentences: list[Sentence]) -> None:
+    db = sqlite3.connect(path)
+    try:
+        db.execute("PRAGMA journal_mode = OFF")  # a fresh file in a temporary folder: fsynced as a whole later
+        db.execute("PRAGMA synchronous = OFF")
+        db.executescript(_SCHEMA)
+        db.executemany(
+            "INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ((i, a.doc_id, a.title, a.text, a.url, a.publish_date, json.dumps(a.authors), a.source, a.origin,
+              a.content_hash) for i, a in enumerate(articles)),
+        )
+        db.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?)",
+                       ((i, p.passage_id, p.doc_id, p.start, p.end, p.embed_hash) for i, p in enumerate(passages)))
+        db.executemany("INSERT INTO sentences VALUES (?, ?, ?)", ((s.doc_id, s.start, s.end) for s in sentences))
+        db.commit()
+    finally:
+        db.close()
+
+
+def _stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+
+
+def _check_files(path: Path, manifest: dict, digests: bool = True) -> None:
+    """Every file the manifest lists is there with its size and (with `digests`) its SHA-256."""
     for name, expected in manifest.get("files", {}).items():
         file = path / name
         if not file.is_file():
             raise ValueError(f"{name} is missing")
         if file.stat().st_size != expected["bytes"]:
             raise ValueError(f"{name} has {file.stat().st_size} bytes, expected {expected['bytes']}")
-        with open(file, "rb") as handle:
-            if hashlib.file_digest(handle, "sha256").hexdigest() != expected["sha256"]:
-                raise ValueError(f"{name} does not match its checksum")
+        if digests:
+            with open(file, "rb") as handle:
+                if hashlib.file_digest(handle, "sha256").hexdigest() != expected["sha256"]:
+                    raise ValueError(f"{name} does not match its checksum")
 
 
 def _file_checksums(folder: Path) -> dict[str, dict]:
@@ -331,246 +820,6 @@ def build_lock(index_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build_index(
-    corpus: str | Path,
-    index_dir: str | Path,
-    embedder: Embedder,
-    settings: ChunkSettings = ChunkSettings(),
-    progress: bool = False,
-) -> BuildReport:
-    """Read the corpus, embed only what is new or changed, and switch CURRENT to a new generation."""
-    started = time.perf_counter()
-    index_dir = Path(index_dir)
-    report = BuildReport(corpus=str(corpus), index_dir=str(index_dir))
-    with build_lock(index_dir):
-        _prune(index_dir)  # folders of killed builds go first: on a nearly full disk they hold the space
-        ingested = read_corpus(corpus)
-        report.files, report.skipped = ingested.files, ingested.skipped
-        report.articles_read = len(ingested.articles)
-        if not ingested.articles:
-            raise NothingIndexed(str(corpus), report)
-        previous = _load_previous(index_dir, embedder)
-        fingerprint = corpus_fingerprint(ingested.articles, settings, embedder.model_id)
-        old_hashes = _article_hashes(previous)
-        _count_changes(report, ingested.articles, old_hashes)
-        if previous is not None and previous.manifest.get("fingerprint") == fingerprint:
-            report.up_to_date, report.generation = True, previous.name
-            report.passages = len(previous.passages)
-        else:
-            report.generation = _write_generation(
-                index_dir, ingested.articles, previous, old_hashes, embedder, settings, fingerprint, report, progress
-            )
-        if previous is not None:
-            previous.close()
-        _prune(index_dir)
-    report.seconds = time.perf_counter() - started
-    return report
-
-
-def corpus_fingerprint(articles: list[Article], settings: ChunkSettings, model_id: str) -> str:
-    digest = hashlib.sha256(json.dumps([STORE_VERSION, model_id, settings.as_dict()]).encode())
-    for article in sorted(articles, key=lambda a: a.doc_id):
-        digest.update(f"{article.doc_id}\0{article.content_hash}\n".encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()
-
-
-def _load_previous(index_dir: Path, embedder: Embedder) -> Generation | None:
-    """The current generation, when it exists, loads and was built by this model (else no reuse)."""
-    try:
-        generation = Generation(current_generation_path(index_dir), for_reuse=True)
-    except (IndexNotFound, IndexCorrupt):
-        return None
-    if (generation.model_id, generation.dimension) != (embedder.model_id, embedder.dimension):
-        generation.close()
-        return None
-    return generation
-
-
-def _article_hashes(previous: Generation | None) -> dict[str, str]:
-    if previous is None:
-        return {}
-    with previous._lock:
-        return dict(previous._db.execute("SELECT doc_id, content_hash FROM articles"))
-
-
-def _count_changes(report: BuildReport, articles: list[Article], old_hashes: dict[str, str]) -> None:
-    current = {a.doc_id for a in articles}
-    for article in articles:
-        old = old_hashes.get(article.doc_id)
-        if old is None:
-            report.new += 1
-        elif old != article.content_hash:
-            report.changed += 1
-        else:
-            report.unchanged += 1
-    report.removed = len(set(old_hashes) - current)
-
-
-def _write_generation(
-    index_dir: Path,
-    articles: list[Article],
-    previous: Generation | None,
-    old_hashes: dict[str, str],
-    embedder: Embedder,
-    settings: ChunkSettings,
-    fingerprint: str,
-    report: BuildReport,
-    progress: bool,
-) -> str:
-    same_chunking = previous is not None and previous.manifest.get("chunking") == settings.as_dict()
-    old_vectors = previous.vectors.reconstruct_n(0, previous.vectors.ntotal) if previous is not None else None
-    old_by_hash = {p.embed_hash: p.passage_id for p in previous.passages} if previous is not None else {}
-    old_by_doc: dict[str, list[StoredPassage]] = {}
-    if previous is not None:
-        for stored in previous.passages:
-            old_by_doc.setdefault(stored.doc_id, []).append(stored)
-
-    rows: list[tuple[str, int, int, str]] = []  # doc_id, start, end, embed_hash
-    sentences: list[Sentence] = []
-    sources: list[int] = []  # per passage: old passage id to copy the vector from, or -1
-    to_embed: list[str] = []
-    chunk_iter = articles
-    if progress:
-        from tqdm import tqdm
-
-        chunk_iter = tqdm(articles, desc="chunking", unit="article")
-    for article in chunk_iter:
-        unchanged = same_chunking and old_hashes.get(article.doc_id) == article.content_hash
-        if unchanged:
-            for stored in old_by_doc.get(article.doc_id, []):
-                rows.append((article.doc_id, stored.start, stored.end, stored.embed_hash))
-                sources.append(stored.passage_id)
-            sentences.extend(previous.sentences(article.doc_id))
-            continue
-        passages, article_sentences = chunk_article(article, embedder.count_tokens, settings)
-        sentences.extend(article_sentences)
-        for passage in passages:
-            text = embed_text(article.title, passage.text)
-            embed_hash = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
-            rows.append((article.doc_id, passage.start, passage.end, embed_hash))
-            source = old_by_hash.get(embed_hash, -1)
-            sources.append(source)
-            if source < 0:
-                to_embed.append(text)
-
-    embed_started = time.perf_counter()
-    fresh = embedder.embed(to_embed, progress=progress)
-    report.embed_seconds = time.perf_counter() - embed_started
-    report.embedded, report.passages = len(to_embed), len(rows)
-    report.reused_vectors = len(rows) - len(to_embed)
-
-    vectors = np.zeros((len(rows), embedder.dimension), dtype=np.float32)
-    fresh_i = 0
-    for i, source in enumerate(sources):
-        if source >= 0:
-            vectors[i] = old_vectors[source]
-        else:
-            vectors[i] = fresh[fresh_i]
-            fresh_i += 1
-
-    name = GENERATION_PREFIX + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-    temp = index_dir / (TEMP_PREFIX + name)
-    try:
-        _write_folder(temp, name, articles, rows, sentences, vectors, embedder, settings, fingerprint, report)
-        os.rename(temp, index_dir / name)
-        _fsync_dir(index_dir)
-        _switch_current(index_dir, name)
-    except (OSError, RuntimeError, sqlite3.Error) as error:  # faiss reports a failed write as RuntimeError
-        shutil.rmtree(temp, ignore_errors=True)
-        switched = (index_dir / CURRENT).exists() and current_generation_path(index_dir).name == name
-        if not switched:
-            shutil.rmtree(index_dir / name, ignore_errors=True)  # complete, but never switched to
-        raise BuildFailed(str(index_dir), error) from error
-    return name
-
-
-def _write_folder(
-    temp: Path,
-    name: str,
-    articles: list[Article],
-    rows: list,
-    sentences: list[Sentence],
-    vectors: np.ndarray,
-    embedder: Embedder,
-    settings: ChunkSettings,
-    fingerprint: str,
-    report: BuildReport,
-) -> None:
-    """Write a complete generation into the temporary folder `temp`, fsynced, manifest last."""
-    import faiss
-
-    temp.mkdir(parents=True)
-    index = make_vector_index(embedder.dimension, len(vectors))
-    index.add(vectors)
-    faiss.write_index(index, str(temp / VECTORS))
-    by_id = {a.doc_id: a for a in articles}
-    KeywordIndex.build([embed_text(by_id[d].title, by_id[d].text[a:b]) for d, a, b, _ in rows], temp / KEYWORD)
-    article_number = {a.doc_id: i for i, a in enumerate(articles)}
-    passage_article = np.array([article_number[row[0]] for row in rows], dtype=np.int64)
-    duplicate_of = find_duplicates(articles, passage_article, vectors)
-    report.duplicates = len(duplicate_of)
-    _write_database(temp / DATABASE, articles, rows, sentences, duplicate_of)
-    manifest = {
-        "store_version": STORE_VERSION,
-        "generation": name,
-        "model": embedder.model_id,
-        "dimension": embedder.dimension,
-        "normalized": True,
-        "metric": "inner_product",
-        "faiss_index": type(index).__name__,
-        "chunking": settings.as_dict(),
-        "articles": len(articles),
-        "passages": len(rows),
-        "sentences": len(sentences),
-        "duplicates": len(duplicate_of),
-        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "corpus": str(Path(report.corpus).resolve()),
-        "fingerprint": fingerprint,
-        "versions": _library_versions(),
-        "files": _file_checksums(temp),
-    }
-    (temp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    for file in temp.rglob("*"):
-        if file.is_file():
-            _fsync_file(file)
-    _fsync_dir(temp / KEYWORD)
-    _fsync_dir(temp)
-
-
-def make_vector_index(dimension: int, count: int):
-    """Flat inner product up to FLAT_LIMIT vectors, an HNSW graph (same metric) above it."""
-    import faiss
-
-    if count <= FLAT_LIMIT:
-        return faiss.IndexFlatIP(dimension)
-    index = faiss.IndexHNSWFlat(dimension, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = 80
-    return index
-
-
-def _write_database(
-    path: Path, articles: list[Article], rows: list, sentences: list[Sentence], duplicate_of: dict[str, str]
-) -> None:
-    db = sqlite3.connect(path)
-    try:
-        db.execute("PRAGMA journal_mode = OFF")  # a fresh file in a temporary folder: fsynced as a whole later
-        db.execute("PRAGMA synchronous = OFF")
-        db.executescript(_SCHEMA)
-        db.executemany(
-            "INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                (a.doc_id, a.title, a.text, a.url, a.publish_date, json.dumps(a.authors), a.source, a.origin,
-                 a.content_hash, duplicate_of.get(a.doc_id))
-                for a in articles
-            ),
-        )
-        db.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?)", ((i, *row) for i, row in enumerate(rows)))
-        db.executemany("INSERT INTO sentences VALUES (?, ?, ?)", ((s.doc_id, s.start, s.end) for s in sentences))
-        db.commit()
-    finally:
-        db.close()
-
-
 def _switch_current(index_dir: Path, name: str) -> None:
     """Point CURRENT at a complete generation with one atomic rename."""
     temp = index_dir / (CURRENT + ".tmp")
@@ -583,7 +832,9 @@ def _switch_current(index_dir: Path, name: str) -> None:
 
 
 def _prune(index_dir: Path) -> None:
-    """Keep the newest generations (the current one always) and drop folders of killed builds."""
+    """Keep the newest generations (the current one always) and the segments they name; drop folders of
+    killed builds."""
+    index_dir.mkdir(parents=True, exist_ok=True)
     current = current_generation_path(index_dir).name if (index_dir / CURRENT).exists() else None
     generations = sorted(p for p in index_dir.iterdir() if p.is_dir() and p.name.startswith(GENERATION_PREFIX))
     keep = {p.name for p in generations[-KEEP_GENERATIONS:]} | {current}
@@ -592,11 +843,26 @@ def _prune(index_dir: Path) -> None:
         old = path.is_dir() and path.name.startswith(GENERATION_PREFIX) and path.name not in keep
         if stale_temp or old:
             shutil.rmtree(path, ignore_errors=True)
+    segments = index_dir / SEGMENTS
+    if not segments.is_dir():
+        return
+    named: set[str] = set()
+    for name in keep - {None}:
+        try:
+            named |= {entry["name"] for entry in json.loads((index_dir / name / MANIFEST).read_text())["segments"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    for path in segments.iterdir():
+        if path.name.startswith(TEMP_PREFIX) or (path.name.startswith(SEGMENT_PREFIX) and path.name not in named):
+            shutil.rmtree(path, ignore_errors=True)
 
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
+def _fsync_tree(folder: Path) -> None:
+    for file in folder.rglob("*"):
+        if file.is_file():
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+    _fsync_dir(folder)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -605,13 +871,3 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _library_versions() -> dict[str, str]:
-    versions = {}
-    for package in ("sentence-transformers", "faiss-cpu", "torch", "transformers", "sentencex", "bm25s"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions

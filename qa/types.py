@@ -110,3 +110,13 @@ class Answer:
             for h in data["passages"]
         ]
         return data
+
+
+@dataclass
+class SourceFile:
+    """A corpus file as a build last read it: a later build skips it when its size and time are the same."""
+
+    size: int
+    mtime_ns: int
+    articles: list[tuple[str, str]] = field(default_factory=list)  # (doc_id, text key) in file order
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (origin, reason)

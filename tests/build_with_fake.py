@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qa.store import build_index  # noqa: E402
+from qa.build import build_index  # noqa: E402
 from tests.conftest import FakeEmbedder  # noqa: E402
 
 

@@ -7,17 +7,17 @@ import os
 import time
 from pathlib import Path
 
-import faiss
 from tqdm import tqdm
 
+import qa.build as build
 import qa.store as store
-from qa.keyword import KeywordIndex
+from qa.keyword import TermCounts
 from tests.conftest import FakeEmbedder
 
 tqdm.get_lock()  # made once in the fork server: a lock made in each killed child would be left to clean up
 
 # Build steps in the order they run; the kill lands before ("<phase>") or after ("<phase> done") each one.
-PHASES = ("cleanup", "ingest", "chunking", "embedding", "vectors", "keyword", "database", "checksums", "rename",
+PHASES = ("cleanup", "ingest", "chunking", "embedding", "terms", "database", "checksums", "segment rename", "rename",
           "switch", "prune")
 
 
@@ -49,14 +49,14 @@ def build_with_pauses(corpus: str, index: str, log: str, pause: float) -> None:
         return lambda *args: next(names, None)
 
     store._prune = paused(store._prune, calls("cleanup", "prune"))  # killed builds' folders, then old generations
-    store.read_corpus = paused(store.read_corpus, calls("ingest"))
-    store.chunk_article = paused(store.chunk_article, calls("chunking"))
-    faiss.write_index = paused(faiss.write_index, calls("vectors"))
-    KeywordIndex.build = paused(KeywordIndex.build, calls("keyword"))
+    build.read_corpus = paused(build.read_corpus, calls("ingest"))
+    build.chunk_article = paused(build.chunk_article, calls("chunking"))
+    TermCounts.save = paused(TermCounts.save, calls("terms"))
     store._write_database = paused(store._write_database, calls("database"))
-    store._file_checksums = paused(store._file_checksums, calls("checksums"))
-    # the generation folder's rename into place, and CURRENT's atomic replacement
-    os.rename = paused(os.rename, lambda source, target: "rename" if Path(target).name.startswith("gen-") else None)
+    store._file_checksums = paused(store._file_checksums, lambda *args: "checksums")  # the segment's, the generation's
+    # the new segment's and the generation folder's renames into place, and CURRENT's atomic replacement
+    os.rename = paused(os.rename, lambda source, target: "rename" if Path(target).name.startswith("gen-") else
+                       "segment rename" if Path(target).name.startswith("seg-") else None)
     os.replace = paused(os.replace, lambda source, target: "switch" if Path(target).name == store.CURRENT else None)
 
     class PausingEmbedder(FakeEmbedder):
@@ -66,4 +66,4 @@ def build_with_pauses(corpus: str, index: str, log: str, pause: float) -> None:
             mark("embedding done")
             return vectors
 
-    store.build_index(corpus, index, PausingEmbedder())
+    build.build_index(corpus, index, PausingEmbedder())

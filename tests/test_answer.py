@@ -97,7 +97,8 @@ def test_settings_are_validated():
 def test_a_further_quote_from_the_same_article_must_add_a_term_of_the_question(tmp_path):
     """A planted line that only repeats the subject ("bike lanes") is not quoted after the sentence that answers;
     with the rule off it is, so the rule is what keeps it out."""
-    from qa.store import build_index, load_generation
+    from qa.build import build_index
+    from qa.store import load_generation
     from tests.conftest import write_articles
 
     corpus = write_articles(tmp_path / "corpus", {"lanes.txt": (

@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 
 import qa.cli
+from qa.config import Settings
 from qa.errors import IndexCorrupt
 from qa.service import ChatService
-from qa.store import CURRENT, Generation, build_index, load_generation
+from qa.build import build_index
+from qa.store import CURRENT, Generation, load_generation
 from tests.conftest import NEWS, ROOT, FakeEmbedder, write_articles
+from tests.fake_build import fake_build_command
 from tests.killable_build import PHASES, build_with_pauses
 
 PAUSE = 0.025  # after each mark; the kill comes after a random part of it
@@ -100,14 +103,22 @@ def two_generations(tmp_path):
     return corpus, index, good, load_generation(index).path
 
 
+def own_segment(generation: Path) -> Path:
+    """The segment written with this generation (the older generation does not use it)."""
+    import json
+
+    name = json.loads((generation / "manifest.json").read_text())["segments"][-1]["name"]
+    return generation.parent / "segments" / name
+
+
 def damage(generation: Path, how: str) -> None:
     if how == "truncated-vectors":
-        data = (generation / "vectors.faiss").read_bytes()
-        (generation / "vectors.faiss").write_bytes(data[: len(data) // 3])
+        data = (own_segment(generation) / "vectors.npy").read_bytes()
+        (own_segment(generation) / "vectors.npy").write_bytes(data[: len(data) // 3])
     elif how == "garbled-sqlite":
-        data = bytearray((generation / "store.sqlite").read_bytes())
+        data = bytearray((own_segment(generation) / "store.sqlite").read_bytes())
         data[100:4000] = bytes(len(data[100:4000]))
-        (generation / "store.sqlite").write_bytes(bytes(data))
+        (own_segment(generation) / "store.sqlite").write_bytes(bytes(data))
     elif how == "truncated-manifest":
         text = (generation / "manifest.json").read_text()
         (generation / "manifest.json").write_text(text[: len(text) // 2])
@@ -136,7 +147,7 @@ def test_app_serves_the_previous_generation_and_says_what_is_wrong(two_generatio
     assert current.name in logged and f"serving the previous generation {good}" in logged
     assert "python -m qa build" in logged
     port = free_port()
-    demo = launch(service, port=port, block=False)
+    demo = launch(service, settings=Settings(port=port), block=False)
     try:
         client = Client(f"http://127.0.0.1:{port}", verbose=False, download_files=False)
         summary = client.predict(api_name="/index_summary")["warning"]
@@ -200,7 +211,7 @@ def test_a_full_disk_fails_the_build_clearly_and_the_old_index_keeps_serving(tmp
     corpus = write_articles(tmp_path / "corpus", NEWS)
     index = small_disk / "index"
     build_index(corpus, index, FakeEmbedder())
-    service = ChatService(corpus, index, FakeEmbedder())
+    service = ChatService(corpus, index, FakeEmbedder(), rebuild_command=fake_build_command(corpus, index))
     old = service.generation.name
     words = "The harbour board met on Monday to discuss the new ferry timetable and the cost of fuel. "
     write_articles(corpus, {f"long{i}.txt": (f"Harbour report {i}", f"Report {i}. " + words * 300) for i in range(40)})
@@ -231,7 +242,7 @@ def test_a_full_disk_fails_the_build_clearly_and_the_old_index_keeps_serving(tmp
 def test_rebuild_through_the_service_survives_a_damaged_current_generation(two_generations):
     corpus, index, good, current = two_generations
     damage(current, "garbled-sqlite")
-    service = ChatService(corpus, index, FakeEmbedder())
+    service = ChatService(corpus, index, FakeEmbedder(), rebuild_command=fake_build_command(corpus, index))
     assert service.generation.name == good
     service.start_rebuild("")
     status = service.wait_for_rebuild(timeout=60)
@@ -243,7 +254,6 @@ def test_rebuild_through_the_service_survives_a_damaged_current_generation(two_g
 def test_a_generation_of_an_older_layout_is_refused_with_how_to_rebuild_and_the_rebuild_reuses_vectors(tmp_path):
     """An index written by an older version (manifest without checksums, no duplicate_of column, layout 1)."""
     import json
-    import sqlite3
 
     corpus = write_articles(tmp_path / "corpus", NEWS)
     index = tmp_path / "index"
@@ -253,9 +263,6 @@ def test_a_generation_of_an_older_layout_is_refused_with_how_to_rebuild_and_the_
     del manifest["files"]
     # an older layout's fingerprint differs too: it covers the layout number
     (old / "manifest.json").write_text(json.dumps({**manifest, "store_version": 1, "fingerprint": "layout 1"}))
-    with sqlite3.connect(old / "store.sqlite") as db:
-        db.execute("ALTER TABLE articles DROP COLUMN duplicate_of")
-    db.close()
 
     with pytest.raises(IndexCorrupt, match="written in index layout 1.*rebuild it with `python -m qa build`"):
         ChatService(corpus, index, FakeEmbedder())
@@ -298,7 +305,8 @@ def test_an_upload_that_fills_the_disk_stores_nothing_and_says_so(tmp_path, smal
         assert len(list((corpus / "uploads").iterdir())) == 2
 
 
-def test_a_store_damaged_while_served_is_detected_and_the_previous_generation_answers(tmp_path, caplog):
+def test_a_store_damaged_while_served_is_detected_and_the_previous_generation_answers(tmp_path, caplog,
+                                                                                      monkeypatch):
     """store.sqlite garbled under a running app: no question fails, the previous generation answers from then on,
     and the Index tab says which generation is damaged (a85cd91: {"error": null} to some questions, an empty tab).
     The articles are long, so their text lies in pages SQLite reads only when a question needs it."""
@@ -314,17 +322,18 @@ def test_a_store_damaged_while_served_is_detected_and_the_previous_generation_an
     build_index(corpus, index, FakeEmbedder())
     good = load_generation(index).name
     write_articles(corpus, {"more.txt": ("More news", "Another article about the harbour opening.")})
+    monkeypatch.setattr("qa.store.MAX_SEGMENTS", 1)  # the new generation merges: it shares no file with the good one
     build_index(corpus, index, FakeEmbedder())
     current = load_generation(index).path
     service = ChatService(corpus, index, FakeEmbedder())
     assert service.generation.name == current.name
     port = free_port()
-    demo = launch(service, port=port, block=False)
+    demo = launch(service, settings=Settings(port=port), block=False)
     try:
         client = Client(f"http://127.0.0.1:{port}", verbose=False, download_files=False)
-        store = bytearray((current / "store.sqlite").read_bytes())
+        store = bytearray((own_segment(current) / "store.sqlite").read_bytes())
         store[4096:] = bytes(len(store) - 4096)  # every page after the first
-        (current / "store.sqlite").write_bytes(bytes(store))
+        (own_segment(current) / "store.sqlite").write_bytes(bytes(store))
         with caplog.at_level(logging.WARNING, logger="qa"):
             answers = [client.predict(question, None, api_name="/ask") for question in
                        ["How many homes lost power in the hurricane?", "Who won the chess championship?",

@@ -16,7 +16,8 @@ from qa.chunk import chunk_article
 from qa.errors import NothingIndexed
 from qa.ingest import MAX_ARTICLE_CHARS, normalize_text, read_corpus
 from qa.service import ChatService, QuestionRefused
-from qa.store import build_index, load_generation
+from qa.build import build_index
+from qa.store import load_generation
 from tests.conftest import FakeEmbedder
 
 COUNT_TOKENS = FakeEmbedder().count_tokens
@@ -122,7 +123,7 @@ def test_fuzzed_corpus_never_crashes_reports_every_rejected_item_and_keeps_offse
         stored = {a.doc_id: a for a in generation.iter_articles()}
         for article in ingested.articles:
             assert stored[article.doc_id].text == article.text and stored[article.doc_id].title == article.title
-        for passage in generation.passages:
+        for passage in generation.stored_passages():
             text = stored[passage.doc_id].text
             assert 0 <= passage.start < passage.end <= len(text)
         generation.close()

@@ -5,7 +5,8 @@ import pytest
 from qa.answer import ask
 from qa.chunk import ChunkSettings, chunk_article
 from qa.ingest import QUESTION_FILE, read_corpus
-from qa.store import build_index, load_generation
+from qa.build import build_index
+from qa.store import load_generation
 from tests.conftest import ROOT
 
 

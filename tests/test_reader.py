@@ -101,7 +101,8 @@ COST = "How much did the bridge cost in grants and bonds?"
 
 @pytest.fixture(scope="module")
 def bridge_index(tmp_path_factory):
-    from qa.store import build_index, load_generation
+    from qa.build import build_index
+    from qa.store import load_generation
 
     folder = tmp_path_factory.mktemp("bridge")
     build_index(write_articles(folder / "corpus", BRIDGE), folder / "index", FakeEmbedder())
@@ -157,7 +158,8 @@ def test_a_further_quote_needs_the_reader_to_think_it_answers(bridge_index):
 
 @pytest.fixture(scope="module")
 def bridge_model_index(tmp_path_factory, product_embedder):
-    from qa.store import build_index, load_generation
+    from qa.build import build_index
+    from qa.store import load_generation
 
     folder = tmp_path_factory.mktemp("bridge-model")
     build_index(write_articles(folder / "corpus", BRIDGE), folder / "index", product_embedder)

@@ -20,14 +20,14 @@ def test_rrf_fusion_matches_an_oracle(generation):
     settings = RetrievalSettings(per_article=100, date_weight=0.0)
     question = "How much did a gallon of regular gasoline cost?"
     hits = _run(generation, question, settings, top_k=100)
-    vectors = generation.vectors.reconstruct_n(0, generation.vectors.ntotal)
-    dense = vectors @ FakeEmbedder().embed([question])[0]
-    keyword = generation.keyword.scores(tokenize(question))
-    dense_rank = {pid: r for r, pid in enumerate(np.argsort(-dense, kind="stable"))}
-    keyword_order = [pid for pid in np.argsort(-keyword, kind="stable") if keyword[pid] > 0]
-    keyword_rank = {pid: r for r, pid in enumerate(keyword_order)}
+    ids = [p.passage_id for p in generation.stored_passages()]
+    dense = generation.vectors(ids) @ FakeEmbedder().embed([question])[0]
+    keyword = generation.keyword_scores(tokenize(question), ids)
+    dense_rank = {ids[i]: r for r, i in enumerate(np.argsort(-dense, kind="stable"))}
+    keyword_order = sorted((i for i in range(len(ids)) if keyword[i] > 0), key=lambda i: (-keyword[i], ids[i]))
+    keyword_rank = {ids[i]: r for r, i in enumerate(keyword_order)}
     oracle = {pid: 1 / (61 + dense_rank[pid]) + (1 / (61 + keyword_rank[pid]) if pid in keyword_rank else 0)
-              for pid in range(len(dense))}
+              for pid in ids}
     for hit in hits:
         assert hit.score == pytest.approx(oracle[hit.passage_id])
     assert hits[0].doc_id == "gas"

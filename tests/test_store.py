@@ -10,7 +10,8 @@ import pytest
 
 from qa.answer import ask
 from qa.errors import BuildInProgress, IndexCorrupt, IndexNotFound, ModelMismatch, NothingIndexed
-from qa.store import CURRENT, build_index, build_lock, load_generation
+from qa.build import build_index
+from qa.store import CURRENT, build_lock, load_generation
 from tests.conftest import NEWS, ROOT, FakeEmbedder, write_articles
 
 
@@ -30,25 +31,30 @@ def test_build_writes_a_complete_generation(corpus, tmp_path, fake_embedder):
     generation = load_generation(index)
     manifest = generation.manifest
     assert manifest["model"] == "fake-hash" and manifest["dimension"] == 64 and manifest["normalized"]
-    assert manifest["articles"] == 3 and manifest["passages"] == generation.vectors.ntotal
+    assert manifest["articles"] == 3 and manifest["passages"] == generation.passage_count()
     assert {"chunking", "versions", "fingerprint", "built_at"} <= set(manifest)
     assert (index / CURRENT).read_text().strip() == generation.name
     # vectors in the index are the embeddings of the stored passages (brute-force oracle)
-    for stored in generation.passages:
+    for stored in generation.stored_passages():
         article = generation.article(stored.doc_id)
         expected = fake_embedder.embed([f"{article.title}\n{article.text[stored.start:stored.end]}"])[0]
-        assert np.allclose(generation.vectors.reconstruct(stored.passage_id), expected, atol=1e-6)
+        assert np.allclose(generation.vectors([stored.passage_id])[0], expected, atol=1e-6)
+
+
+def _all_vectors(generation):
+    ids = [p.passage_id for p in generation.stored_passages()]
+    return ids, generation.vectors(ids)
 
 
 def test_dense_search_matches_numpy_oracle(corpus, tmp_path, fake_embedder):
     index = tmp_path / "index"
     build_index(corpus, index, fake_embedder)
     generation = load_generation(index)
-    matrix = generation.vectors.reconstruct_n(0, generation.vectors.ntotal)
+    ids, matrix = _all_vectors(generation)
     query = fake_embedder.embed(["hurricane power homes"])
-    scores, ids = generation.search(query, 3)
-    oracle = np.argsort(-(matrix @ query[0]))[:3]
-    assert list(ids[0]) == list(oracle)
+    scores, found = generation.dense_search(query, 3)
+    oracle = [ids[i] for i in np.argsort(-(matrix @ query[0]))[:3]]
+    assert list(found[0]) == oracle
 
 
 def test_answer_is_a_verified_verbatim_quote(corpus, tmp_path, fake_embedder):
@@ -160,12 +166,13 @@ def test_large_corpora_switch_to_a_graph_index(corpus, tmp_path, fake_embedder, 
     index = tmp_path / "index"
     build_index(corpus, index, fake_embedder)
     generation = load_generation(index)
-    assert generation.manifest["faiss_index"] == "IndexHNSWFlat" and generation.vectors.hnsw.efSearch == 128
+    assert generation.manifest["faiss_index"] == "IndexHNSWFlat"
+    assert generation.segments[0].search_index.hnsw.efSearch == 128
     answer = ask(generation, fake_embedder, "How many homes lost power in the hurricane?")
     assert "300,000 homes lost power" in answer.citations[0].quote
-    matrix = generation.vectors.reconstruct_n(0, generation.vectors.ntotal)
+    ids, matrix = _all_vectors(generation)
     query = fake_embedder.embed(["hurricane power homes"])
-    assert generation.search(query, 1)[1][0][0] == int(np.argmax(matrix @ query[0]))
+    assert generation.dense_search(query, 1)[1][0][0] == ids[int(np.argmax(matrix @ query[0]))]
 
 
 @pytest.mark.parametrize("damage", ["truncate-vectors", "flip-vectors", "garble-sqlite", "garble-manifest",
@@ -176,21 +183,21 @@ def test_a_damaged_generation_falls_back_to_the_previous_one(corpus, tmp_path, f
     good = load_generation(index).name
     write_articles(corpus, {"more.txt": ("More news", "Another article about the harbour opening.")})
     build_index(corpus, index, fake_embedder)
-    current = load_generation(index).path
+    loaded = load_generation(index)
+    current, segment = loaded.path, loaded.segments[-1].path  # the segment only the new generation has
     if damage == "truncate-vectors":
-        data = (current / "vectors.faiss").read_bytes()
-        (current / "vectors.faiss").write_bytes(data[: len(data) // 2])
+        data = (segment / "vectors.npy").read_bytes()
+        (segment / "vectors.npy").write_bytes(data[: len(data) // 2])
     elif damage == "flip-vectors":
-        data = bytearray((current / "vectors.faiss").read_bytes())
+        data = bytearray((segment / "vectors.npy").read_bytes())
         data[-7] ^= 0xFF
-        (current / "vectors.faiss").write_bytes(bytes(data))
+        (segment / "vectors.npy").write_bytes(bytes(data))
     elif damage == "garble-sqlite":
-        (current / "store.sqlite").write_bytes(b"not a database" * 100)
+        (segment / "store.sqlite").write_bytes(b"not a database" * 100)
     elif damage == "garble-manifest":
         (current / "manifest.json").write_text("{ broken")
     else:
-        for file in (current / "keyword").iterdir():
-            file.unlink()
+        (segment / "terms.npz").unlink()
     generation = load_generation(index)
     assert generation.name == good
     assert generation.fallback_from[0] == current.name and generation.fallback_from[1]
@@ -207,16 +214,33 @@ def test_no_loadable_generation_says_how_to_rebuild(corpus, tmp_path, fake_embed
         load_generation(index)
 
 
-def test_document_frequencies_read_off_the_bm25_matrix_match_a_count_of_the_tokens(tmp_path):
-    from collections import Counter
+def test_bm25_over_segments_with_a_replaced_passage_equals_bm25_over_the_live_passages_as_one_corpus():
+    """Term counts in two segments, one passage of the first replaced: scores are those of the formula
+    (bm25s's lucene variant) computed by hand over the live passages alone, as if they were one corpus."""
+    import math
 
-    import bm25s
-
-    from qa.keyword import document_frequencies, tokenize
+    from qa.keyword import BM25, K1, B, TermCounts, tokenize
 
     texts = ["The ferry fare rose to 4.50 dollars.", "Ferry services resumed; the ferry fare fell.", "Rain, rain.",
              "", "Dollars and cents: the fare, the fares."]
-    tokens = [tokenize(t) or ["\u2205"] for t in texts]
-    retriever = bm25s.BM25()
-    retriever.index(tokens, show_progress=False)
-    assert document_frequencies(retriever) == Counter(term for passage in tokens for term in set(passage))
+    first, second = TermCounts.count(texts[:3]), TermCounts.count(texts[3:])
+    live_first = np.array([True, False, True])  # the second passage was replaced since
+    bm25 = BM25([(first, live_first), (second, np.ones(2, dtype=bool))])
+    live = [tokenize(t) or ["\u2205"] for i, t in enumerate(texts) if i != 1]
+    mean = sum(map(len, live)) / len(live)
+    query = tokenize("ferry fare dollars")
+
+    def oracle(terms):
+        total = 0.0
+        for term in query:
+            df = sum(term in passage for passage in live)
+            if df:
+                tf = terms.count(term)
+                idf = math.log(1 + (len(live) - df + 0.5) / (df + 0.5))
+                total += idf * tf / (tf + K1 * (1 - B + B * len(terms) / mean))
+        return total
+
+    got = [*bm25.scores(query, 0)[[0, 2]], *bm25.scores(query, 1)]
+    assert np.allclose(got, [oracle(terms) for terms in live], atol=1e-5)
+    assert bm25.scores(query, 0)[1] == 0  # the replaced passage is never found
+    assert bm25.passages == 4 and bm25.doc_freq[tokenize("ferry")[0]] == 1
