@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -46,13 +47,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     service.warm_up()
     examples = SAMPLE_QUESTIONS if Path(args.corpus).resolve() == SAMPLE_CORPUS else []
+    # SIGTERM (a service manager, `kill`) stops the server as Ctrl-C does, so that a rebuild process is ended too
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         launch(service, examples, host=args.host, port=args.port)
     except OSError as error:  # the port is taken, or the address is not this machine's
         why = str(error).split(". ")[0]
         print(f"error: cannot serve on {args.host}:{args.port} ({why}); choose another --port", file=sys.stderr)
         return 2
+    finally:
+        service.close()
     return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="int8 (ONNX Runtime, CPU) or fp32 (sentence-transformers, a CUDA GPU when there is one); "
                        "default $QA_EMBEDDER, else auto: the index's own, and for a new index fp32 on a GPU, else int8")
     build.add_argument("--json", action="store_true", help="print the build report as JSON")
+    build.add_argument("--progress-json", action="store_true",
+                       help="print one JSON object a line: {stage, done, total} while it runs, then {report} or "
+                       "{error, report} (how the web chat's rebuild process reports to the server)")
     build.set_defaults(run=_build)
 
     ask = commands.add_parser("ask", help="answer a question (or a file of questions) with cited quotes",
@@ -102,17 +105,41 @@ def _embedder(args: argparse.Namespace):
 
 
 def _build(args: argparse.Namespace) -> int:
-    from qa.store import build_index
+    from qa.build import build_index
 
-    if not Path(args.corpus).exists():
-        from qa.errors import CorpusNotFound
-
-        raise CorpusNotFound(args.corpus)
+    if args.progress_json:
+        return _build_reporting(args)
+    _check_corpus(args.corpus)
     report = build_index(args.corpus, args.index, _embedder(args), progress=sys.stderr.isatty())
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         _print_report(report)
+    return 0
+
+
+def _check_corpus(corpus: str) -> None:
+    if not Path(corpus).exists():
+        from qa.errors import CorpusNotFound
+
+        raise CorpusNotFound(corpus)
+
+
+def _build_reporting(args: argparse.Namespace) -> int:
+    """`build --progress-json`: every line on stdout one JSON object (qa.rebuild reads them), also a failure."""
+    from qa.build import build_index
+    from qa.rebuild import failure_line, progress_line, report_line
+
+    def progress(stage: str, done: int, total: int) -> None:
+        print(progress_line(stage, done, total), flush=True)
+
+    try:
+        _check_corpus(args.corpus)
+        report = build_index(args.corpus, args.index, _embedder(args), progress=progress)
+    except QAError as error:
+        print(failure_line(str(error), getattr(error, "report", None)), flush=True)
+        return 1 if isinstance(error, NothingIndexed) else 2
+    print(report_line(report), flush=True)
     return 0
 
 

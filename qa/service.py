@@ -1,4 +1,5 @@
-"""The served index: questions against the current generation, uploads, and rebuilds that swap it live."""
+"""The served index: questions against the current generation, uploads, and rebuilds (a separate process,
+qa.rebuild) whose new generation it swaps in live."""
 
 from __future__ import annotations
 
@@ -9,25 +10,27 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from qa.answer import ask
+from qa.build import BuildReport, build_index
 from qa.embed import Embedder
-from qa.errors import IndexNotFound, NothingIndexed, QAError
+from qa.errors import IndexNotFound, QAError
 from qa.fold import fold_invisible
 from qa.ingest import normalize_text
-from qa.store import BuildReport, Generation, build_index, current_generation_path, load_generation
+from qa.rebuild import BuildStatus, RebuildRunner, build_command
+from qa.rebuild import RebuildRunning as RebuildRunning  # raised by start_rebuild: callers catch it from here
+from qa.store import Generation, current_generation_path, load_generation
 from qa.types import Answer, Article
 from qa.uploads import store_uploads
 
 log = logging.getLogger(__name__)
 
 KEEP_RECENT = 4  # generations kept open so citations of earlier answers still open their article
-EMBED_BATCH = 64
 QUESTION_BATCH = 16  # questions embedded together when they arrive while the model is busy
 MAX_QUESTION_CHARS = 1000
 # What a question brings of its conversation: the latest turns, each cut to a question's length. The page never
@@ -47,40 +50,9 @@ class TooManyAttempts(AdminOnly):
         QAError.__init__(self, f"too many wrong admin passwords from this address; try again in {wait:.0f} s")
 
 
-class RebuildRunning(QAError):
-    def __init__(self) -> None:
-        super().__init__("a rebuild is already running; wait for it to finish before starting another")
-
-
 class QuestionRefused(QAError):
     def __init__(self) -> None:
         super().__init__("the question has no letters or digits to search for; ask it in words")
-
-
-@dataclass(frozen=True)
-class BuildStatus:
-    """Where the latest rebuild stands; `report` is set when it has finished (also for most failures)."""
-
-    running: bool = False
-    phase: str = "idle"  # reading, embedding, writing, done, failed
-    done: int = 0
-    total: int = 0
-    report: BuildReport | None = None
-    error: str = ""
-    swapped_to: str = ""
-
-    @property
-    def fraction(self) -> float | None:
-        return self.done / self.total if self.phase == "embedding" and self.total else None
-
-    def describe(self) -> str:
-        if self.phase == "reading":
-            return "reading and chunking articles"
-        if self.phase == "embedding":
-            return f"embedding passages {self.done}/{self.total}"
-        if self.phase == "writing":
-            return "writing the new index generation"
-        return self.phase
 
 
 @dataclass(frozen=True)
@@ -162,31 +134,14 @@ class _SharedEmbedder:
             return self.inner.count_tokens(texts)
 
 
-class _ReportingEmbedder:
-    """Embeds in batches and reports each one, so a rebuild has a progress bar and questions interleave."""
-
-    def __init__(self, shared: _SharedEmbedder, report):
-        self.shared, self.report = shared, report
-        self.model_id, self.dimension = shared.model_id, shared.dimension
-
-    def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        parts = [np.zeros((0, self.dimension), dtype=np.float32)]
-        self.report(phase="embedding", done=0, total=len(texts))
-        for start in range(0, len(texts), EMBED_BATCH):
-            parts.append(self.shared.embed(texts[start : start + EMBED_BATCH]))
-            self.report(done=min(start + EMBED_BATCH, len(texts)))
-        self.report(phase="writing")
-        return np.concatenate(parts)
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return self.shared.count_tokens(texts)
-
-
 class ChatService:
-    """Holds the current generation and the embedder; thread-safe. A rebuild runs in a background thread
-    and switches to the new generation when it is complete; questions already running finish on the old one."""
+    """Holds the current generation and the embedder; thread-safe. A rebuild runs as a separate process
+    (qa.rebuild), and the service switches to the new generation when it is complete; questions already running
+    finish on the old one. `rebuild_command`: the build's command line (default: `python -m qa build` with this
+    corpus, index and embedder). `close()` ends a running build."""
 
-    def __init__(self, corpus: str | Path, index_dir: str | Path, embedder: Embedder, admin_password: str = ""):
+    def __init__(self, corpus: str | Path, index_dir: str | Path, embedder: Embedder, admin_password: str = "",
+                 rebuild_command: Sequence[str] | None = None):
         self.corpus = Path(corpus)
         self.index_dir = Path(index_dir)
         self.embedder = _SharedEmbedder(embedder)
@@ -194,12 +149,13 @@ class ChatService:
         self.admin_attempts = ADMIN_ATTEMPTS
         self._failures: dict[str, deque[float]] = {}  # client: times of its recent wrong admin passwords
         self._lock = threading.Lock()
-        self._rebuilding = threading.Lock()
+        self._swapping = threading.Lock()
         self._recovering = threading.Lock()
         self._recent: OrderedDict[str, Generation] = OrderedDict()
         self._summaries: dict[str, IndexSummary] = {}
-        self._status = BuildStatus()
         self._generation = self._load()
+        command = rebuild_command or build_command(self.corpus, self.index_dir, embedder)
+        self._rebuilds = RebuildRunner(command, on_built=self._switch_to)
 
     @classmethod
     def open(cls, corpus: str | Path, index_dir: str | Path, embedder: Embedder, admin_password: str = "",
@@ -209,7 +165,7 @@ class ChatService:
             return cls(corpus, index_dir, embedder, admin_password)
         except IndexNotFound:
             log.info("no index in %s yet: building it from %s", index_dir, corpus)
-            build_index(corpus, index_dir, embedder, progress=progress)
+            build_index(corpus, index_dir, embedder, progress=_log_stage if progress else None)
         return cls(corpus, index_dir, embedder, admin_password)
 
     def warm_up(self) -> threading.Thread:
@@ -288,26 +244,25 @@ class ChatService:
         return store_uploads(self.corpus, paths, names)
 
     def start_rebuild(self, password: str | None, client: str = "") -> None:
-        """Start a rebuild in a background thread; refuses a second one while one runs."""
+        """Start a rebuild process; RebuildRunning while one runs."""
         self.check_admin(password, client)
-        if not self._rebuilding.acquire(blocking=False):
-            raise RebuildRunning()
-        self._status = BuildStatus(running=True, phase="reading")
-        threading.Thread(target=self._rebuild, name="qa-rebuild", daemon=True).start()
+        self._rebuilds.start()
 
     def build_status(self) -> BuildStatus:
-        return self._status
+        return self._rebuilds.status()
 
     def wait_for_rebuild(self, timeout: float | None = None) -> BuildStatus:
         """Block until no rebuild runs (or `timeout` seconds pass); returns the status then."""
-        if self._rebuilding.acquire(timeout=-1 if timeout is None else timeout):
-            self._rebuilding.release()
-        return self._status
+        return self._rebuilds.wait(timeout)
+
+    def close(self) -> None:
+        """End a running rebuild process (the server stops); the generation on disk stays as it was."""
+        self._rebuilds.stop()
 
     def refresh(self) -> bool:
         """Switch to the index folder's current generation when another process (`python -m qa build`)
-        has changed it; True when it switched. A rebuild running here does its own switch."""
-        if not self._rebuilding.acquire(blocking=False):
+        has changed it; True when it switched. A rebuild started here does its own switch."""
+        if self._rebuilds.running or not self._swapping.acquire(blocking=False):
             return False
         try:
             if current_generation_path(self.index_dir).name == self._generation.name:
@@ -318,7 +273,7 @@ class ChatService:
             log.warning("not switching to the index on disk: %s", error)
             return False
         finally:
-            self._rebuilding.release()
+            self._swapping.release()
 
     def summary(self) -> IndexSummary:
         generation = self._generation
@@ -334,27 +289,10 @@ class ChatService:
                 self._summaries[generation.name] = cached
         return cached
 
-    def _report(self, **changes) -> None:
-        self._status = replace(self._status, **changes)
-
-    def _rebuild(self) -> None:
-        started = time.perf_counter()
-        try:
-            report = build_index(self.corpus, self.index_dir, _ReportingEmbedder(self.embedder, self._report))
-            swapped = ""
-            if report.generation != self._generation.name:
-                swapped = self._swap()
-            self._status = BuildStatus(phase="done", report=report, swapped_to=swapped)
-            log.info("rebuild finished in %.1f s: generation %s", time.perf_counter() - started, report.generation)
-        except NothingIndexed as error:
-            self._status = BuildStatus(phase="failed", report=error.report, error=str(error))
-        except QAError as error:
-            self._status = BuildStatus(phase="failed", error=str(error))
-        except Exception as error:  # a build must never take the server down; the old index stays
-            log.exception("rebuild failed")
-            self._status = BuildStatus(phase="failed", error=f"the build failed: {type(error).__name__}: {error}")
-        finally:
-            self._rebuilding.release()
+    def _switch_to(self, report: BuildReport) -> str:
+        """After a rebuild process succeeded: serve the generation it wrote (its name; "" when up to date)."""
+        with self._swapping:
+            return self._swap() if report.generation != self._generation.name else ""
 
     def _load(self, fallback: bool = True) -> Generation:
         """The current generation; with `fallback`, an older good one when the current one is damaged."""
@@ -387,6 +325,12 @@ class ChatService:
         generation = self._load(fallback)
         self._generation = generation
         return generation.name
+
+
+def _log_stage(stage: str, done: int, total: int) -> None:
+    """The first build's progress in the server's log: each stage as it starts."""
+    if done == 0:
+        log.info("building the index: %s%s", stage, f" ({total})" if total else "")
 
 
 def clean_question(question: object) -> str:

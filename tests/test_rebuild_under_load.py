@@ -7,7 +7,6 @@ import sys
 import threading
 import time
 
-import qa.store
 from tests.conftest import ROOT, FakeEmbedder
 from tests.test_web import PASSWORD, news_corpus
 from tests.webapp import running_app
@@ -41,13 +40,8 @@ def upload(url: str, article: dict) -> None:
 
 
 def test_rebuilds_while_sessions_ask_fail_nothing_and_every_citation_resolves(tmp_path, monkeypatch):
-    real_write = qa.store._write_database
-
-    def slow_write(*args, **kwargs):  # a build long enough for questions to arrive while it runs
-        time.sleep(0.5)
-        return real_write(*args, **kwargs)
-
-    monkeypatch.setattr(qa.store, "_write_database", slow_write)
+    # the build process (tests/fake_build.py) pauses in embedding: long enough for questions to arrive meanwhile
+    monkeypatch.setenv("FAKE_BUILD_PAUSE", "0.5")
     with running_app(news_corpus(tmp_path / "corpus"), tmp_path / "index", FakeEmbedder(), password=PASSWORD) as app:
         generations, result, stop = Generations(app.index), Result(), threading.Event()
         answered_at: list[tuple[float, str]] = []  # (time, generation) of every answer

@@ -18,6 +18,7 @@ import qa.page
 import qa.service
 import qa.uploads
 from qa.answer import NOT_FOUND
+from qa.build import build_index
 from qa.guards import RefuseUploadPaths
 from qa.render import (
     CLOSEST_CHARS,
@@ -36,10 +37,11 @@ from qa.service import (
     RebuildRunning,
     articles_per_period,
 )
-from qa.store import build_index, load_generation
+from qa.store import load_generation
 from qa.types import Answer, Article, Citation, Hit
 from qa.uploads import UploadRefused, safe_upload_name, upload_name_problem
 from tests.conftest import NEWS, FakeEmbedder, write_articles
+from tests.fake_build import fake_build_command
 from tests.webapp import HOSTILE, assert_inert, running_app, sample_corpus_copy, tags_in
 
 PASSWORD = "s3cret"
@@ -317,9 +319,10 @@ def test_unsupported_upload_types_are_refused(name):
 def service(tmp_path):
     corpus = write_articles(tmp_path / "corpus", NEWS)
     build_index(corpus, tmp_path / "index", FakeEmbedder())
-    served = ChatService(corpus, tmp_path / "index", FakeEmbedder(), admin_password=PASSWORD)
+    served = ChatService(corpus, tmp_path / "index", FakeEmbedder(), admin_password=PASSWORD,
+                         rebuild_command=fake_build_command(corpus, tmp_path / "index"))
     yield served
-    served.wait_for_rebuild(timeout=60)
+    served.close()
 
 
 def test_uploads_land_only_in_the_corpus_uploads_folder(service, tmp_path):
@@ -348,14 +351,8 @@ def test_uploads_and_rebuilds_need_the_admin_password(service, tmp_path):
 
 
 def test_rebuild_swaps_generations_while_questions_finish_on_the_old_one(service, tmp_path, monkeypatch):
-    gate = threading.Event()
-    real_build = qa.service.build_index
-
-    def held_build(*args, **kwargs):
-        assert gate.wait(30)
-        return real_build(*args, **kwargs)
-
-    monkeypatch.setattr(qa.service, "build_index", held_build)
+    gate = tmp_path / "gate"  # the build process waits for it before it reads the corpus
+    monkeypatch.setenv("FAKE_BUILD_START_GATE", str(gate))
     write_articles(service.corpus, {"comet.txt": NEW_ARTICLE})
     old = service.generation
     service.start_rebuild(PASSWORD)
@@ -363,7 +360,7 @@ def test_rebuild_swaps_generations_while_questions_finish_on_the_old_one(service
         service.start_rebuild(PASSWORD)
     answer, answered_from = service.ask("When will the comet be visible?")
     assert answered_from is old and all(h.doc_id in old.doc_ids() for h in answer.passages)
-    gate.set()
+    gate.touch()
     status = service.wait_for_rebuild(timeout=60)
     assert status.phase == "done" and status.swapped_to == service.generation.name != old.name
     assert "is now answering: 4 articles (1 new" in render_status(status)
@@ -387,18 +384,6 @@ def test_a_build_by_another_process_is_picked_up_on_refresh(service):
     assert service.refresh() and service.generation is not old and service.summary().articles == 4
     (service.index_dir / "CURRENT").write_text("gen-missing\n")
     assert not service.refresh() and service.summary().articles == 4
-
-
-def test_rebuild_embeds_in_batches_and_reports_progress(fake_embedder):
-    reports = []
-    embedder = qa.service._ReportingEmbedder(qa.service._SharedEmbedder(fake_embedder), lambda **r: reports.append(r))
-    texts = [f"passage number {i} about topic {i % 7}" for i in range(150)]
-    vectors = embedder.embed(texts)
-    assert (vectors == fake_embedder.embed(texts)).all()
-    assert reports == [{"phase": "embedding", "done": 0, "total": 150}, {"done": 64}, {"done": 128}, {"done": 150},
-                       {"phase": "writing"}]
-    status = qa.service.BuildStatus(running=True, phase="embedding", done=64, total=150)
-    assert status.describe() == "embedding passages 64/150" and round(status.fraction, 2) == 0.43
 
 
 def test_failed_rebuild_reports_why_and_keeps_the_old_index(service):
@@ -511,12 +496,11 @@ def test_upload_and_rebuild_endpoints_refuse_a_wrong_or_missing_password(fake_ap
     assert NEW_ARTICLE[0] in titles
 
 
-def test_a_second_rebuild_is_refused_while_one_runs(fake_app, client, monkeypatch):
+def test_a_second_rebuild_is_refused_while_one_runs(fake_app, client, monkeypatch, tmp_path):
     from gradio_client.exceptions import AppError
 
-    gate = threading.Event()
-    real_build = qa.service.build_index
-    monkeypatch.setattr(qa.service, "build_index", lambda *a, **k: gate.wait(30) and real_build(*a, **k))
+    gate = tmp_path / "gate"  # the build process waits for it before it reads the corpus
+    monkeypatch.setenv("FAKE_BUILD_START_GATE", str(gate))
     first = client.submit(password=PASSWORD, api_name="/rebuild")
     for _ in range(200):
         if fake_app.service.build_status().running:
@@ -530,7 +514,7 @@ def test_a_second_rebuild_is_refused_while_one_runs(fake_app, client, monkeypatc
             break
         threading.Event().wait(0.05)
     assert progress[0].desc == "reading and chunking articles"
-    gate.set()
+    gate.touch()
     assert first.result(timeout=60)["up_to_date"]
 
 

@@ -12,8 +12,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from qa.service import ChatService
-from qa.store import build_index
-from tests.conftest import ROOT
+from qa.build import build_index
+from tests.conftest import ROOT, FakeEmbedder
+from tests.fake_build import fake_build_command
 
 # An article whose every field carries a payload; rendered anywhere, it must show as text and run nothing.
 HOSTILE = {
@@ -61,14 +62,16 @@ def running_app(corpus: Path, index: Path, embedder, password: str = "", example
     from qa.web import launch
 
     build_index(corpus, index, embedder)
-    service = ChatService(corpus, index, embedder, admin_password=password)
+    # the rebuild process builds with the embedder of the test: the fake one, or the product's (`python -m qa build`)
+    command = fake_build_command(corpus, index) if isinstance(embedder, FakeEmbedder) else None
+    service = ChatService(corpus, index, embedder, admin_password=password, rebuild_command=command)
     port = free_port()
     demo = launch(service, examples, port=port, block=False)
     try:
         yield App(f"http://127.0.0.1:{port}", service, corpus, index)
     finally:
         demo.close()
-        service.wait_for_rebuild(timeout=60)
+        service.close()
 
 
 class _Tags(HTMLParser):
