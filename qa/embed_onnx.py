@@ -39,9 +39,8 @@ _UNFUSED = ("SkipLayerNormFusion",)
 
 
 def default_cache_dir() -> Path:
-    """$QA_CACHE_DIR, else $XDG_CACHE_HOME/newsqa, else ~/.cache/newsqa."""
-    if os.environ.get("QA_CACHE_DIR"):
-        return Path(os.environ["QA_CACHE_DIR"])
+    """$XDG_CACHE_HOME/newsqa, else ~/.cache/newsqa: where the int8 model is cached when no cache_dir is given
+    (Settings.cache_dir, $QA_CACHE_DIR)."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsqa"
 
 

