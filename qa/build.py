@@ -117,6 +117,8 @@ def _build(corpus, backend: Backend, previous: SearchIndex | None, embedder: Emb
     if same_layout and previous.manifest.get("fingerprint") == fingerprint:
         report.up_to_date, report.generation = True, previous.name
         report.passages = previous.manifest.get("passages", 0)
+        if report.files_unchanged < len(ingested.sources) and hasattr(backend, "save_sources"):
+            backend.save_sources(previous.name, ingested.sources)
         return
 
     writer = backend.writer(previous if incremental else None, embedder.dimension)

@@ -398,12 +398,19 @@ class Generation(_Built):
         return {doc_id: self.segments[number].hashes[doc_id] for doc_id, number in self._home.items()}
 
     def sources(self) -> dict[str, SourceFile]:
+        """The corpus files as last read for this generation: by the build that wrote it, or by a later build
+        that found nothing to change (EmbeddedBackend.save_sources)."""
         try:
-            saved = json.loads((self.path / SOURCES).read_text())
-        except (OSError, ValueError):
-            return {}
-        return {path: SourceFile(entry["size"], entry["mtime_ns"], [tuple(a) for a in entry["articles"]],
-                                 [tuple(s) for s in entry["skipped"]]) for path, entry in saved.items()}
+            later = json.loads((self.path.parent / SOURCES).read_text())
+            saved = later["files"] if later.get("generation") == self.name else None
+        except (OSError, ValueError, AttributeError, KeyError):
+            saved = None
+        try:
+            saved = saved if saved is not None else json.loads((self.path / SOURCES).read_text())
+            return {path: SourceFile(entry["size"], entry["mtime_ns"], [tuple(a) for a in entry["articles"]],
+                                     [tuple(s) for s in entry["skipped"]]) for path, entry in saved.items()}
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            return {}  # then every file is read again
 
     def article_passages(self, doc_id: str) -> list[StoredPassage]:
         number = self._home.get(doc_id)
@@ -495,6 +502,14 @@ class EmbeddedBackend:
 
     def live_name(self) -> str:
         return current_generation_path(self.index_dir).name
+
+    def save_sources(self, generation: str, sources: dict[str, SourceFile]) -> None:
+        """Remember files read again by a build that changed nothing (touched, copied), so the next one skips
+        them; beside the generations, as it changes no generation."""
+        temp = self.index_dir / (SOURCES + ".tmp")
+        files = {path: source.__dict__ for path, source in sources.items()}
+        temp.write_text(json.dumps({"generation": generation, "files": files}))
+        os.replace(temp, self.index_dir / SOURCES)
 
     def open(self, model_id: str | None = None, dimension: int | None = None, fallback: bool = True) -> Generation:
         return load_generation(self.index_dir, model_id, dimension, fallback)
