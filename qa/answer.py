@@ -44,8 +44,25 @@ FOLLOW_UP_MARGIN = 0.0
 
 @lru_cache(maxsize=1)
 def default_reader_model() -> ReaderModel:
-    """The reader fitted on the development questions for the bundled model (qa/reader_model.json)."""
+    """The reader fitted on the development questions for the bundled model (qa/reader_model.json): what a
+    build stores in the index manifest, with the model it was fitted for."""
     return ReaderModel.load()
+
+
+_CALIBRATIONS: dict[tuple[str, str], ReaderModel] = {}
+
+
+def reader_model_for(generation: SearchIndex) -> ReaderModel:
+    """The reader calibration stored with the index (its manifest's "reader"), else the bundled one."""
+    stored = generation.manifest.get("reader")
+    if not stored:
+        return default_reader_model()
+    key = (generation.name, generation.manifest.get("built_at", ""))
+    if key not in _CALIBRATIONS:
+        if len(_CALIBRATIONS) > 16:
+            _CALIBRATIONS.clear()
+        _CALIBRATIONS[key] = ReaderModel.from_dict(stored)
+    return _CALIBRATIONS[key]
 
 
 def verify_quote(generation: SearchIndex, citation: Citation) -> bool:
@@ -72,7 +89,7 @@ def ask_many(
     started = time.perf_counter()
     answering = answering or DEFAULT_ANSWERING
     embedder = RememberingEmbedder(embedder)  # a question is embedded once, for retrieval and for the reader
-    reader = reader or SentenceReader(embedder, default_reader_model())
+    reader = reader or SentenceReader(embedder, reader_model_for(generation))
     default_day = default_asked_on(generation)
     queries, owners = [], []  # owners[k]: the question query k answers
     for i, question in enumerate(questions):
@@ -142,7 +159,7 @@ def compose_answer(
 ) -> Answer:
     """Quote the sentences the reader ranks first, verbatim with [n], or abstain when it finds no answer."""
     settings = settings or DEFAULT_ANSWERING
-    model = model or default_reader_model()
+    model = model or reader_model_for(generation)
     if isinstance(query, str):
         query = make_query(query)
     min_answerable = model.min_answerable if settings.min_answerable is None else settings.min_answerable

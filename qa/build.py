@@ -146,6 +146,7 @@ def _build(corpus, backend: Backend, previous: SearchIndex | None, embedder: Emb
         "corpus": str(Path(report.corpus).resolve()),
         "fingerprint": fingerprint,
         "versions": _library_versions(),
+        "reader": reader_calibration(),  # the abstention threshold and reader weights, with their model's id
     }
     report.generation = writer.commit(manifest, duplicate_of, pairs, ingested.sources)
     report.passages = writer.written["passages"]
@@ -225,10 +226,19 @@ def _iso(day: int) -> str | None:
 
 
 def corpus_fingerprint(hashes: dict[str, str], settings: ChunkSettings, model_id: str) -> str:
-    digest = hashlib.sha256(json.dumps([STORE_VERSION, model_id, settings.as_dict()]).encode())
+    """Changes when an article, the chunking, the model or the reader's calibration does."""
+    calibration = reader_calibration()
+    digest = hashlib.sha256(json.dumps([STORE_VERSION, model_id, settings.as_dict(), calibration]).encode())
     for doc_id in sorted(hashes):
         digest.update(f"{doc_id}\0{hashes[doc_id]}\n".encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
+
+
+def reader_calibration() -> dict:
+    """What the reader fitted for its model (qa/reader_model.json), kept with the index it answers from."""
+    from qa.reader import ReaderModel
+
+    return ReaderModel.load().as_dict()
 
 
 def _library_versions() -> dict[str, str]:

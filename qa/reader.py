@@ -323,7 +323,10 @@ class ReaderModel:
     fitted_on: dict = field(default_factory=dict)
 
     def save(self, path: str | Path) -> None:
-        data = {
+        Path(path).write_text(json.dumps(self.as_dict(), indent=1) + "\n")
+
+    def as_dict(self) -> dict:
+        return {
             "model_id": self.model_id,
             "cheap": self.cheap.as_dict(),
             "sentence": self.sentence.as_dict(),
@@ -334,11 +337,13 @@ class ReaderModel:
             "passages": self.passages,
             "fitted_on": self.fitted_on,
         }
-        Path(path).write_text(json.dumps(data, indent=1) + "\n")
 
     @classmethod
     def load(cls, path: str | Path = MODEL_FILE) -> ReaderModel:
-        data = json.loads(Path(path).read_text())
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ReaderModel:
         return cls(
             data["model_id"],
             Logistic.from_dict(data["cheap"]),

@@ -165,3 +165,27 @@ def test_dense_and_keyword_search_keep_to_a_day_range(tmp_path):
         assert found.size and {p.doc_id for p in generation.passages(found.tolist())} == {doc(generation, "Harbour works, day 2")}
     assert np.all(generation.keyword_search(["harbour"], 10)[0] > 0)
     assert len({p.doc_id for p in generation.passages(generation.keyword_search(["harbour"], 10)[1])}) == 3
+
+
+def test_the_reader_calibration_is_kept_in_the_manifest_and_a_new_one_needs_no_embedding(corpus, tmp_path,
+                                                                                         monkeypatch):
+    """The abstention threshold and reader weights travel with the index they were fitted for; refitting them
+    makes the next build write a generation that carries the new ones, embedding nothing."""
+    from qa.answer import reader_model_for
+    from qa.reader import ReaderModel
+
+    index = tmp_path / "index"
+    build_index(corpus, index, FakeEmbedder())
+    generation = load_generation(index)
+    bundled = ReaderModel.load()
+    assert generation.manifest["reader"] == bundled.as_dict() and reader_model_for(generation) == bundled
+
+    refitted = {**bundled.as_dict(), "min_answerable": 0.99}
+    monkeypatch.setattr(qa.build, "reader_calibration", lambda: refitted)
+    embedder = FakeEmbedder()
+    report = build_index(corpus, index, embedder)
+    assert not report.up_to_date and embedder.embedded == []
+    regenerated = load_generation(index)
+    assert _segments(regenerated) == _segments(generation)
+    assert reader_model_for(regenerated).min_answerable == 0.99
+    assert reader_model_for(generation).min_answerable == bundled.min_answerable
