@@ -47,6 +47,25 @@ class ArticleFacts:
     group: str  # doc_id of the first copy of its story (itself when it has no other copies)
 
 
+@dataclass(frozen=True)
+class FusedHits:
+    """One question's candidates as a backend fused them by reciprocal rank: passage ids best first, each with its
+    fused score, its cosine to the question and its BM25 score."""
+
+    ids: list[int]
+    scores: list[float]
+    dense: list[float]
+    keyword: list[float]
+
+
+class HybridSearch(Protocol):
+    """What a backend that fuses in its engine offers besides SearchIndex (retrieval uses it when present)."""
+
+    def hybrid_search(self, vectors: np.ndarray, terms: Sequence[Sequence[str]], k: int, rrf_k: int,
+                      days: DayRange | None = None) -> list[FusedHits]:
+        """Per question: its k best dense and k best keyword passages fused as sum 1 / (rrf_k + rank)."""
+
+
 class SearchIndex(Protocol):
     """One generation, read-only and safe to share between threads."""
 

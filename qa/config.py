@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields, replace
 from qa.errors import QAError
 
 EMBEDDERS = ("auto", "int8", "fp32")
+BACKENDS = ("auto", "embedded", "qdrant")
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,18 @@ class Settings:
     answer_concurrency: int = 2
     host: str = "127.0.0.1"  # the web chat's address
     port: int = 7860  # ... and port
+    backend: str = "auto"  # auto (the one the index records, else embedded), embedded or qdrant: qa.backends
+    qdrant_url: str | None = None  # a Qdrant server; None: qdrant-client's local mode in the index folder
+    qdrant_api_key: str = ""  # the server's API key (never written to the index)
+    qdrant_collection: str = "newsqa"  # the alias the live generation's collection is found by
 
     def __post_init__(self) -> None:
         if self.embedder not in EMBEDDERS:
             raise QAError(f"embedder {self.embedder!r} (from --embedder or $QA_EMBEDDER): choose one of "
                           f"{', '.join(EMBEDDERS)}")
+        if self.backend not in BACKENDS:
+            raise QAError(f"backend {self.backend!r} (from --backend or $QA_BACKEND): choose one of "
+                          f"{', '.join(BACKENDS)}")
         if self.answer_concurrency < 1:
             raise QAError(f"answer concurrency {self.answer_concurrency} ($QA_ANSWER_CONCURRENCY) must be at least 1")
         if not 0 <= self.port <= 65535:

@@ -170,8 +170,7 @@ class BM25:
             self._norms.append(K1 * (1 - B + B * counts.lengths / mean_length))
 
     def _idf(self, term: str) -> float:
-        df = self.doc_freq.get(term, 0)
-        return math.log(1 + (self.passages - df + 0.5) / (df + 0.5))
+        return bm25_idf(self.doc_freq.get(term, 0), self.passages)
 
     def scores(self, terms: Sequence[str], part: int) -> np.ndarray:
         """BM25 score of each passage of one segment (dead passages 0); a term asked twice counts twice."""
@@ -190,9 +189,18 @@ class BM25:
 
     def idf(self, term: str) -> float:
         """Inverse document frequency (BM25's, floored at a small positive value), counted as if the corpus
-        had at least MIN_IDF_PASSAGES passages: in a handful of articles every term would look common,
-        and the answer's evidence (calibrated on a news corpus) would be understated."""
-        df = self.doc_freq.get(term, 0)
-        passages = max(self.passages, MIN_IDF_PASSAGES)
-        return max(0.05, math.log(1 + (passages - df + 0.5) / (df + 0.5)))
+        had at least MIN_IDF_PASSAGES passages (reader_idf)."""
+        return reader_idf(self.doc_freq.get(term, 0), self.passages)
+
+
+def bm25_idf(df: int, passages: int) -> float:
+    """BM25's inverse document frequency of a term held by `df` of `passages` passages (also Qdrant's IDF)."""
+    return math.log(1 + (passages - df + 0.5) / (df + 0.5))
+
+
+def reader_idf(df: int, passages: int) -> float:
+    """The idf the reader weighs question terms by: BM25's, floored at a small positive value, counted as if the
+    corpus had at least MIN_IDF_PASSAGES passages: in a handful of articles every term would look common, and
+    the answer's evidence (calibrated on a news corpus) would be understated."""
+    return max(0.05, bm25_idf(df, max(passages, MIN_IDF_PASSAGES)))
 

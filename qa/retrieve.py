@@ -88,19 +88,31 @@ def retrieve_many(
         return []
     vectors = embedder.embed([q.text for q in queries])
     k = min(settings.candidates, generation.passage_count())
-    dense_scores, dense_ids = generation.dense_search(vectors, k)
-    return [
-        _rank(generation, query, vectors[i], dense_scores[i], dense_ids[i], top_k, settings)
-        for i, query in enumerate(queries)
-    ]
+    hybrid = getattr(generation, "hybrid_search", None)
+    if hybrid is not None and settings.fusion == "rrf" and settings.keyword_weight == 1.0:
+        # the backend fuses in its engine (one request per question): the same lists and formula as _fuse
+        fused = hybrid(vectors, [tokenize(q.text) for q in queries], k, settings.rrf_k)
+        candidates = [_candidates(f.ids, f.scores, f.dense, f.keyword) for f in fused]
+    else:
+        dense_scores, dense_ids = generation.dense_search(vectors, k)
+        candidates = [_fuse(generation, query, vectors[i], dense_scores[i], dense_ids[i], settings)
+                      for i, query in enumerate(queries)]
+    return [_rank(generation, query, *found, top_k, settings) for query, found in zip(queries, candidates, strict=True)]
 
 
 def retrieve(generation: SearchIndex, embedder: Embedder, question: str, top_k: int = 10, **query_args) -> list[Hit]:
     return retrieve_many(generation, embedder, [make_query(question, **query_args)], top_k)[0]
 
 
-def _rank(generation: SearchIndex, query: Query, vector: np.ndarray, dense_scores: np.ndarray,
-          dense_ids: np.ndarray, top_k: int, settings: RetrievalSettings) -> list[Hit]:
+Candidates = tuple[dict[int, float], dict[int, float], dict[int, float]]  # fused score, cosine, BM25 by passage id
+
+
+def _candidates(ids: list[int], scores: list[float], dense: list[float], keyword: list[float]) -> Candidates:
+    return dict(zip(ids, scores, strict=True)), dict(zip(ids, dense, strict=True)), dict(zip(ids, keyword, strict=True))
+
+
+def _fuse(generation: SearchIndex, query: Query, vector: np.ndarray, dense_scores: np.ndarray,
+          dense_ids: np.ndarray, settings: RetrievalSettings) -> Candidates:
     keep = dense_ids >= 0
     dense_ids, dense_scores = dense_ids[keep], dense_scores[keep]
     terms = tokenize(query.text)
@@ -125,7 +137,11 @@ def _rank(generation: SearchIndex, query: Query, vector: np.ndarray, dense_score
         top_keyword = float(keyword_found[0]) if len(keyword_found) else 1.0
         for pid, keyword in zip(ids, bm25.tolist(), strict=True):
             fused[pid] = dense_of[pid] + settings.keyword_weight * keyword / top_keyword
+    return fused, dense_of, keyword_of
 
+
+def _rank(generation: SearchIndex, query: Query, fused: dict[int, float], dense_of: dict[int, float],
+          keyword_of: dict[int, float], top_k: int, settings: RetrievalSettings) -> list[Hit]:
     ids = np.fromiter(fused, dtype=np.int64, count=len(fused))
     scores = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
     stored = generation.passages(ids.tolist())
