@@ -17,6 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
+from qa.errors import ModelMismatch
 from qa.types import Article, Sentence, SourceFile
 
 DayRange = tuple[int, int]  # first and last publication day (date.toordinal()), both included
@@ -45,6 +46,25 @@ class ArticleFacts:
 
     day: int  # publication day as date.toordinal(); -1 when undated
     group: str  # doc_id of the first copy of its story (itself when it has no other copies)
+
+
+class BuiltWith:
+    """What every generation's manifest says: the model its vectors are from (a base of each backend's
+    generations)."""
+
+    manifest: dict
+
+    @property
+    def model_id(self) -> str:
+        return self.manifest["model"]
+
+    @property
+    def dimension(self) -> int:
+        return int(self.manifest["dimension"])
+
+    def check_model(self, model_id: str, dimension: int) -> None:
+        if (self.model_id, self.dimension) != (model_id, dimension):
+            raise ModelMismatch(self.model_id, self.dimension, model_id, dimension)
 
 
 @dataclass(frozen=True)

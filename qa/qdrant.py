@@ -36,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.backend import ArticleFacts, DayRange, FusedHits, StoredPassage
+from qa.backend import ArticleFacts, BuiltWith, DayRange, FusedHits, StoredPassage
 from qa.chunk import embed_text
-from qa.errors import IndexCorrupt, IndexNotFound, ModelMismatch, QAError
+from qa.errors import IndexCorrupt, IndexNotFound, QAError
 from qa.keyword import EMPTY, K1, B, bm25_idf, reader_idf, tokenize
 from qa.store import STORE_VERSION, build_lock
 from qa.types import Article, Sentence, SourceFile
@@ -175,7 +175,7 @@ def _article(payload: dict) -> Article:
                    tuple(payload["authors"]), payload["source"], payload["origin"], payload["content_hash"])
 
 
-class QdrantGeneration:
+class QdrantGeneration(BuiltWith):
     """One complete generation in Qdrant (qa.backend.SearchIndex, with hybrid search); safe to share between
     threads. Article facts (day, story, content hash) are held in memory; passages, texts and vectors are fetched
     from the engine as questions need them."""
@@ -203,20 +203,8 @@ class QdrantGeneration:
         self._sentences: dict[str, list[Sentence]] = {}
         self._df: dict[int, int] = {}
 
-    @property
-    def model_id(self) -> str:
-        return self.manifest["model"]
-
-    @property
-    def dimension(self) -> int:
-        return int(self.manifest["dimension"])
-
     def passage_count(self) -> int:
         return int(self.manifest["passages"])
-
-    def check_model(self, model_id: str, dimension: int) -> None:
-        if (self.model_id, self.dimension) != (model_id, dimension):
-            raise ModelMismatch(self.model_id, self.dimension, model_id, dimension)
 
     # -- search
     def _remember(self, points: Iterable) -> None:

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.backend import ArticleFacts, DayRange, StoredPassage
-from qa.errors import BuildInProgress, IndexCorrupt, IndexNotFound, ModelMismatch, QAError
+from qa.backend import ArticleFacts, BuiltWith, DayRange, StoredPassage
+from qa.errors import BuildInProgress, IndexCorrupt, IndexNotFound, QAError
 from qa.keyword import BM25, TermCounts, tokenize
 from qa.types import Article, Sentence, SourceFile
 
@@ -161,21 +161,7 @@ class Segment:
         self.db.close()
 
 
-class _Built:
-    """What every generation's manifest says: the model its vectors are from."""
-
-    manifest: dict
-
-    @property
-    def model_id(self) -> str:
-        return self.manifest["model"]
-
-    @property
-    def dimension(self) -> int:
-        return int(self.manifest["dimension"])
-
-
-class Generation(_Built):
+class Generation(BuiltWith):
     """One complete, read-only generation (qa.backend.SearchIndex); safe to share between threads."""
 
     def __init__(self, path: Path, for_reuse: bool = False):
@@ -246,10 +232,6 @@ class Generation(_Built):
 
     def passage_count(self) -> int:
         return len(self._where)
-
-    def check_model(self, model_id: str, dimension: int) -> None:
-        if (self.model_id, self.dimension) != (model_id, dimension):
-            raise ModelMismatch(self.model_id, self.dimension, model_id, dimension)
 
     # -- search
     def _allowed(self, number: int, days: DayRange | None) -> np.ndarray | None:
@@ -456,7 +438,7 @@ class _OlderLayout(Exception):
         self.layout = layout
 
 
-class LegacyGeneration(_Built):
+class LegacyGeneration(BuiltWith):
     """A generation of layout 4 (one FAISS file and one SQLite store): read only for its vectors, so the
     first build of this version embeds nothing it had embedded."""
 
