@@ -27,6 +27,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timezone
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -107,26 +108,48 @@ class Segment:
         _check_files(path, self.manifest, digests=check)
         self.db = sqlite3.connect(f"file:{path / DATABASE}?mode=ro", uri=True, check_same_thread=False)
         self.lock = threading.Lock()
-        rows = self.db.execute("SELECT passage_id, doc_id, start, end, embed_hash FROM passages ORDER BY row")
-        self.passages = [StoredPassage(*row) for row in rows]
-        self.ids = np.array([p.passage_id for p in self.passages], dtype=np.int64)
         articles = self.db.execute("SELECT doc_id, publish_date, source, content_hash, origin FROM articles "
                                    "ORDER BY row").fetchall()
         self.articles = [row[0] for row in articles]
         self.article_rows = {row[0]: i for i, row in enumerate(articles)}
         self.dates = [row[1] for row in articles]
         self.hashes = {row[0]: row[3] for row in articles}
-        if self.manifest.get("passages") != len(self.passages) or self.manifest.get("articles") != len(articles):
-            raise ValueError(f"segment {self.name}: row counts differ from its manifest")
+        if self.manifest.get("articles") != len(articles):
+            raise ValueError(f"segment {self.name}: article count differs from its manifest")
         self._vectors: np.ndarray | None = None
         self._search = None
         self._terms: TermCounts | None = None
+
+    @cached_property
+    def passages(self) -> list[StoredPassage]:
+        """Every passage of the segment in row order (read when first needed: a build adding articles to a
+        large index does not need them)."""
+        with self.lock:
+            rows = self.db.execute("SELECT passage_id, doc_id, start, end, embed_hash FROM passages ORDER BY row")
+            passages = [StoredPassage(*row) for row in rows]
+        if self.manifest.get("passages") != len(passages):
+            raise sqlite3.DatabaseError(f"segment {self.name}: passage count differs from its manifest")
+        return passages
+
+    @cached_property
+    def ids(self) -> np.ndarray:
+        return np.array([p.passage_id for p in self.passages], dtype=np.int64)
+
+    def passages_of(self, doc_ids: Sequence[str]) -> list[StoredPassage]:
+        found = []
+        with self.lock:
+            for start in range(0, len(doc_ids), 500):
+                chunk = list(doc_ids[start : start + 500])
+                found += [StoredPassage(*row) for row in self.db.execute(
+                    "SELECT passage_id, doc_id, start, end, embed_hash FROM passages WHERE doc_id IN "
+                    f"({','.join('?' * len(chunk))}) ORDER BY row", chunk)]
+        return found
 
     @property
     def vectors(self) -> np.ndarray:
         if self._vectors is None:
             self._vectors = np.load(self.path / VECTORS, mmap_mode="r")
-            if self._vectors.shape[0] != len(self.passages):
+            if self._vectors.shape[0] != self.manifest.get("passages"):
                 raise ValueError(f"segment {self.name}: vector and passage counts differ")
         return self._vectors
 
@@ -141,7 +164,7 @@ class Segment:
             else:
                 index = faiss.IndexFlatIP(int(self.manifest["dimension"]))
                 index.add(np.ascontiguousarray(self.vectors, dtype=np.float32))
-            if index.ntotal != len(self.passages):
+            if index.ntotal != self.manifest.get("passages"):
                 raise ValueError(f"segment {self.name}: vector and passage counts differ")
             self._search = index
         return self._search
@@ -150,7 +173,7 @@ class Segment:
     def terms(self) -> TermCounts:
         if self._terms is None:
             self._terms = TermCounts.load(self.path)
-            if len(self._terms.lengths) != len(self.passages):
+            if len(self._terms.lengths) != self.manifest.get("passages"):
                 raise ValueError(f"segment {self.name}: term and passage counts differ")
         return self._terms
 
@@ -182,7 +205,7 @@ class Generation(BuiltWith):
             dead = self.manifest["segments"]
             self.segments = [Segment(segments_dir / entry["name"], check=not for_reuse) for entry in dead]
             self.dead = [set(entry["dead"]) for entry in dead]
-            self._index_rows()
+            self._index_articles()
             if not for_reuse:
                 self._load_search()
         except _OlderLayout as older:
@@ -192,20 +215,14 @@ class Generation(BuiltWith):
         except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError, sqlite3.Error) as error:
             self.close()
             raise IndexCorrupt(str(path), str(error).splitlines()[0] if str(error) else type(error).__name__) from None
-        if self.manifest.get("passages") != self.passage_count():
+        if not for_reuse and self.manifest.get("passages") != self.passage_count():
             self.close()
             raise IndexCorrupt(str(path), "vector and passage counts differ")
 
-    def _index_rows(self) -> None:
-        """Live rows of each segment, where each passage id lives, and each live article's facts."""
-        self.live = [np.array([p.doc_id not in dead for p in segment.passages], dtype=bool)
-                     for segment, dead in zip(self.segments, self.dead, strict=True)]
-        self._where: dict[int, tuple[int, int]] = {}
+    def _index_articles(self) -> None:
+        """Where each live article is, and the facts ranking needs of it."""
         self._home: dict[str, int] = {}  # doc_id -> segment holding its live version
         for number, (segment, dead) in enumerate(zip(self.segments, self.dead, strict=True)):
-            for row, passage_id in enumerate(segment.ids.tolist()):
-                if segment.passages[row].doc_id not in dead:
-                    self._where[passage_id] = (number, row)
             for doc_id in segment.articles:
                 if doc_id not in dead:
                     self._home[doc_id] = number
@@ -219,10 +236,28 @@ class Generation(BuiltWith):
             published = segment.dates[segment.article_rows[doc_id]]
             day = date.fromisoformat(published).toordinal() if published else -1
             self._facts[doc_id] = ArticleFacts(day, self._duplicate_of.get(doc_id, doc_id))
-        self._day_of_row = [np.array([self._facts[p.doc_id].day if live else -1
-                                      for p, live in zip(segment.passages, mask.tolist(), strict=True)])
-                            for segment, mask in zip(self.segments, self.live, strict=True)]
         self._lock = threading.Lock()
+
+    @cached_property
+    def live(self) -> list[np.ndarray]:
+        """Per segment: which of its passages this generation serves."""
+        return [np.array([p.doc_id not in dead for p in segment.passages], dtype=bool)
+                for segment, dead in zip(self.segments, self.dead, strict=True)]
+
+    @cached_property
+    def _where(self) -> dict[int, tuple[int, int]]:
+        """Each live passage id's segment and row."""
+        where = {}
+        for number, (segment, live) in enumerate(zip(self.segments, self.live, strict=True)):
+            for row in np.flatnonzero(live).tolist():
+                where[int(segment.ids[row])] = (number, row)
+        return where
+
+    @cached_property
+    def _day_of_row(self) -> list[np.ndarray]:
+        return [np.array([self._facts[p.doc_id].day if live else -1
+                          for p, live in zip(segment.passages, mask.tolist(), strict=True)])
+                for segment, mask in zip(self.segments, self.live, strict=True)]
 
     def _load_search(self) -> None:
         for segment in self.segments:  # loaded now: a damaged file shows at start-up, not at a question, and
@@ -398,7 +433,7 @@ class Generation(BuiltWith):
         number = self._home.get(doc_id)
         if number is None:
             return []
-        return [p for p in self.segments[number].passages if p.doc_id == doc_id]
+        return self.segments[number].passages_of([doc_id])
 
     def vectors_by_hash(self, embed_hashes: Sequence[str]) -> dict[str, np.ndarray]:
         wanted = list(dict.fromkeys(embed_hashes))
@@ -585,8 +620,8 @@ class SegmentWriter:
         if self.previous is None:
             return False
         segments = self.previous.segments
-        rows = sum(len(s.passages) for s in segments)
-        dead = sum(sum(1 for p in s.passages if p.doc_id in d) for s, d in zip(segments, self.dead, strict=True))
+        rows = sum(s.manifest["passages"] for s in segments)
+        dead = sum(len(s.passages_of(sorted(d))) for s, d in zip(segments, self.dead, strict=True))
         alive = sum(1 for s, d in zip(segments, self.dead, strict=True) if any(a not in d for a in s.articles))
         return alive + bool(self.articles) > MAX_SEGMENTS or (rows and dead / rows > MAX_DEAD_SHARE)
 
