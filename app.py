@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("qa").setLevel(logging.INFO)
 
-    from qa.embed import make_embedder
+    from qa.embedders import make_embedder
     from qa.service import ChatService
     from qa.web import launch
 

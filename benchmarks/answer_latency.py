@@ -55,7 +55,7 @@ def main() -> None:
         sys.exit(f"evaluation set not found at {EVAL}")
     started = time.perf_counter()
     from qa.answer import ask
-    from qa.embed import make_embedder
+    from qa.embedders import make_embedder
     from qa.evaluate import read_questions
     from qa.store import load_generation
 

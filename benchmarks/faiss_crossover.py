@@ -72,7 +72,7 @@ def main() -> None:
     print("| passages | flat ms/query | hnsw ms/query | hnsw recall@10 | hnsw build s | flat MiB | hnsw MiB |")
     print("|---|---|---|---|---|---|---|")
     if args.index:
-        from qa.embed import make_embedder
+        from qa.embedders import make_embedder
         from qa.evaluate import read_questions
         from qa.store import load_generation
 

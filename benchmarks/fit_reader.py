@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qa.answer import AnswerSettings, compose_answer, default_asked_on  # noqa: E402
-from qa.embed import make_embedder  # noqa: E402
+from qa.embedders import make_embedder  # noqa: E402
 from qa.evaluate import Question, contains, read_questions, score  # noqa: E402
 from qa.reader import (  # noqa: E402
     ANSWERABILITY,

@@ -26,7 +26,7 @@ def main() -> None:
     if not (EVAL / "dev.jsonl").exists():
         sys.exit(f"evaluation set not found at {EVAL}")
     import qa.answer
-    from qa.embed import make_embedder
+    from qa.embedders import make_embedder
     from qa.evaluate import quotes_contain, read_questions
     from qa.store import load_generation
 

@@ -1,13 +1,16 @@
 """Load on the web chat through its real HTTP interface, optionally with a rebuild while it runs.
 
-Usage: python benchmarks/load.py [--clients 16] [--questions 25] [--duration 120] [--rebuild]
+Usage: python benchmarks/load.py [--clients 16] [--questions 25] [--duration 120] [--rebuild [--rebuild-articles N]]
                                  [--index DIR] [--endpoint chat|ask] [--server-env KEY=VALUE ...] [--json]
 
 Starts `app.py` on 127.0.0.1 (a free port) over a copy of the sample corpus in a temporary folder (or,
 with --index, over a copy of that built index, e.g. /tmp/idx_eval), then drives it with gradio_client:
 first one client alone (the single-client latency of this run), then --clients concurrent chat
 sessions of --questions questions each, stopped after --duration seconds. With --rebuild, a few new
-articles are uploaded and the index rebuilt over HTTP (admin password) while the load runs.
+articles (and --rebuild-articles altered copies of the corpus's own, so that the build has real work: each of
+their passages is embedded) are uploaded and the index rebuilt over HTTP (admin password) while the load runs;
+the sessions keep asking until --after-rebuild seconds after it, and the answers that overlap the rebuild are
+measured apart from the others (`quiet_p95_ms`, `rebuild_p95_ms`, `rebuild_over_quiet_p95`).
 Every answer of `/page_chat` (the page's chat, HTML) has its citations checked against the generation named in its
 links: the quote must equal that generation's article text at the cited offsets. Only loopback traffic.
 """
@@ -75,6 +78,7 @@ _CITE = re.compile(r'<a class="qa-cite" href="#qa-open/([^/"]+)/([^/"]+)/(\d+)/(
 @dataclass
 class Result:
     latencies: list[float] = field(default_factory=list)
+    spans: list[tuple[float, float]] = field(default_factory=list)  # (start, end) of each answer, perf_counter
     errors: list[str] = field(default_factory=list)
     answered: int = 0  # answers with at least one citation
     citations: int = 0
@@ -180,9 +184,10 @@ def ask_once(client, endpoint: str, question: str, generations: Generations, res
         with result.lock:
             result.errors.append(f"{type(error).__name__}: {str(error)[:200]}")
         return
-    elapsed = time.perf_counter() - started
+    ended = time.perf_counter()
     with result.lock:
-        result.latencies.append(elapsed)
+        result.latencies.append(ended - started)
+        result.spans.append((started, ended))
     if reply:
         check_reply(reply, generations, result)
 
@@ -195,9 +200,7 @@ def prepare(work: Path, index: str | None) -> tuple[Path, Path]:
         return corpus, index_copy
     source = Path(index)
     current = (source / "CURRENT").read_text().strip()
-    index_copy.mkdir()
-    shutil.copytree(source / current, index_copy / current)
-    shutil.copy2(source / "CURRENT", index_copy / "CURRENT")
+    shutil.copytree(source, index_copy, ignore=shutil.ignore_patterns(".build.lock", ".tmp-*"))  # any layout
     corpus.mkdir()
     original = Path(json.loads((source / current / "manifest.json").read_text())["corpus"])
     for item in [original] if original.is_file() else original.iterdir():
@@ -228,8 +231,27 @@ def wait_until_up(url: str, server: subprocess.Popen, timeout: float, log_path: 
     sys.exit(f"the server did not answer within {timeout:.0f} s")
 
 
-def rebuild_over_http(url: str, password: str, corpus: Path, events: list[str], started: float) -> None:
-    """Upload the new articles and rebuild, through the same endpoints as the page (admin password)."""
+def altered_copies(corpus: Path, count: int) -> list[dict]:
+    """`count` articles of the corpus under new ids, each with its title and first line changed so that every
+    passage of it is new to the index (written to a temporary folder for the upload, never kept)."""
+    from qa.ingest import read_corpus
+
+    articles = sorted(read_corpus(corpus).articles, key=lambda a: a.doc_id)
+    if not articles or count <= 0:
+        return []
+    copies = []
+    for number in range(count):
+        article = articles[number * 7919 % len(articles)]  # spread over the corpus, the same in every run
+        copies.append({"doc_id": f"load-copy-{number}", "title": f"{article.title} (update {number})",
+                       "source": article.source, "publish_date": article.publish_date, "url": article.url,
+                       "text": f"Update {number} to this story, as filed again. {article.text}"})
+    return copies
+
+
+def rebuild_over_http(url: str, password: str, extra: list[dict], events: list[str], started: float,
+                      window: list[float]) -> None:
+    """Upload the new articles and rebuild, through the same endpoints as the page (admin password); `window`
+    gets the rebuild's start and end (perf_counter)."""
     from gradio_client import Client, handle_file
 
     admin = Client(url, verbose=False, download_files=False, headers={"x-admin-password": password})
@@ -239,11 +261,17 @@ def rebuild_over_http(url: str, password: str, corpus: Path, events: list[str], 
         path = folder / f"{article['doc_id']}.json"
         path.write_text(json.dumps(article), encoding="utf-8")
         files.append(handle_file(str(path)))
+    for part in range(0, len(extra), 200):  # a few files of JSON lines, each well under the upload limit
+        path = folder / f"load-copies-{part}.jsonl"
+        path.write_text("".join(json.dumps(a) + "\n" for a in extra[part : part + 200]), encoding="utf-8")
+        files.append(handle_file(str(path)))
     try:
         admin.predict(files=files, password=password, api_name="/upload")
-        events.append(f"{time.perf_counter() - started:6.1f} s  uploaded {len(files)} articles")
+        events.append(f"{time.perf_counter() - started:6.1f} s  uploaded {len(NEW_ARTICLES) + len(extra)} articles")
         began = time.perf_counter()
+        window.append(began)
         report = admin.predict(password=password, api_name="/rebuild")
+        window.append(time.perf_counter())
         plain = (f"generation {report['generation']}: {report['articles']} articles ({report['new']} new), "
                  f"{report['passages']} passages" if report["ok"] else f"failed: {report['error']}")
         events.append(f"{time.perf_counter() - started:6.1f} s  rebuild done in {time.perf_counter() - began:.1f} s: "
@@ -252,6 +280,17 @@ def rebuild_over_http(url: str, password: str, corpus: Path, events: list[str], 
         events.append(f"{time.perf_counter() - started:6.1f} s  rebuild FAILED: {type(error).__name__}: {error}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def split_by_window(result: Result, window: list[float]) -> tuple[list[float], list[float]]:
+    """Latencies of the answers that overlap the rebuild's window, and of the others (the same load, quiet)."""
+    if len(window) < 2:
+        return [], list(result.latencies)
+    began, ended = window[0], window[1]
+    during, quiet = [], []
+    for latency, (start, end) in zip(result.latencies, result.spans, strict=True):
+        (during if start < ended and end > began else quiet).append(latency)
+    return during, quiet
 
 
 def cpu_seconds(pid: int) -> float:
@@ -282,6 +321,10 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=120, help="stop the concurrent run after this many s")
     parser.add_argument("--rebuild", action="store_true", help="upload articles and rebuild while the load runs")
     parser.add_argument("--rebuild-after", type=float, default=5, help="seconds into the concurrent run")
+    parser.add_argument("--rebuild-articles", type=int, default=0,
+                        help="with --rebuild: also upload this many altered copies of the corpus's articles")
+    parser.add_argument("--after-rebuild", type=float, default=10,
+                        help="with --rebuild: the sessions keep asking this many seconds after the rebuild")
     parser.add_argument("--index", help="serve a copy of this built index (e.g. /tmp/idx_eval)")
     parser.add_argument("--endpoint", choices=("chat", "ask"), default="chat")
     parser.add_argument("--driver", choices=("http", "gradio_client"), default="http",
@@ -303,6 +346,7 @@ def main() -> int:
         sys.exit(f"no built index in {args.index} (it has no CURRENT file)")
     work = Path(tempfile.mkdtemp(prefix="qa-load-"))
     corpus, index = prepare(work, args.index)
+    extra = altered_copies(corpus, args.rebuild_articles) if args.rebuild else []  # read before the load starts
     password = secrets.token_urlsafe(12)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -330,15 +374,27 @@ def main() -> int:
         started = time.perf_counter()
         server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
 
+        window: list[float] = []  # the rebuild's start and end
+        rebuilt = threading.Event()
+
+        def asking(i: int) -> bool:
+            """Whether a session asks its i-th question: --questions of them; with --rebuild, also until
+            --after-rebuild seconds after the rebuild."""
+            if time.monotonic() > deadline:
+                return False
+            if i < args.questions or not args.rebuild:
+                return i < args.questions
+            return not rebuilt.is_set() or time.perf_counter() - window[-1] < args.after_rebuild
+
         def session(number: int) -> None:
             pauses = random.Random(number)
-            for i in range(args.questions):
+            i = 0
+            while asking(i):
                 if i and args.think:
                     time.sleep(pauses.uniform(0, 2 * args.think))
-                if time.monotonic() > deadline:
-                    return
                 question = questions[(number * args.questions + i) % len(questions)]
                 ask_once(clients[number], args.endpoint, question, generations, load)
+                i += 1
 
         threads = [threading.Thread(target=session, args=(n,), daemon=True) for n in range(args.clients)]
         for thread in threads:
@@ -346,7 +402,14 @@ def main() -> int:
         rebuilder = None
         if args.rebuild:
             time.sleep(min(args.rebuild_after, args.duration / 4))
-            rebuilder = threading.Thread(target=rebuild_over_http, args=(url, password, corpus, events, started))
+            def rebuild() -> None:
+                try:
+                    rebuild_over_http(url, password, extra, events, started, window)
+                finally:
+                    window.append(time.perf_counter())  # also when it failed: the sessions stop in time
+                    rebuilt.set()
+
+            rebuilder = threading.Thread(target=rebuild)
             rebuilder.start()
         for thread in threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()) + 120)
@@ -374,6 +437,7 @@ def main() -> int:
             print(f"kept {work}")
         else:  # also when the server did not start
             shutil.rmtree(work, ignore_errors=True)
+    during, quiet = split_by_window(load, window)
     figures = {
         "app": str(args.app_root), "index": args.index or "sample corpus copy", "endpoint": args.endpoint,
         "driver": args.driver,
@@ -388,6 +452,12 @@ def main() -> int:
         "max_ms": round(max(load.latencies) * 1000) if load.latencies else None,
         "p95_over_single_p95": round(percentile(load.latencies, 95) / percentile(single.latencies, 95), 2)
         if load.latencies and single.latencies else None,
+        "rebuild_s": round(window[1] - window[0], 1) if len(window) >= 2 else None,
+        "quiet_requests": len(quiet), "quiet_p50_ms": percentile(quiet, 50), "quiet_p95_ms": percentile(quiet, 95),
+        "rebuild_requests": len(during), "rebuild_p50_ms": percentile(during, 50),
+        "rebuild_p95_ms": percentile(during, 95), "rebuild_max_ms": round(max(during) * 1000) if during else None,
+        "rebuild_over_quiet_p95": round(percentile(during, 95) / percentile(quiet, 95), 2)
+        if during and quiet else None,
         "server_cpu_ms_per_request": round(1000 * server_cpu / max(1, len(load.latencies))),
         "client_cpu_ms_per_request": round(1000 * client_cpu / max(1, len(load.latencies))),
         "answers_with_citations": load.answered, "citations_checked": load.citations,

@@ -49,6 +49,10 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     build.add_argument("--embedder", choices=("auto", "int8", "fp32"), default=None,
                        help="int8 (ONNX Runtime, CPU) or fp32 (sentence-transformers, a CUDA GPU when there is one); "
                        "default $QA_EMBEDDER, else auto: the index's own, and for a new index fp32 on a GPU, else int8")
+    build.add_argument("--vectors-from", default=None, metavar="INDEX",
+                       help="take the passage vectors from another (embedded) index folder of the same corpus instead "
+                       "of embedding: moves an index to --backend qdrant; a passage that index lacks is refused")
+    _backend_flags(build, settings)
     build.add_argument("--json", action="store_true", help="print the build report as JSON")
     build.add_argument("--progress-json", action="store_true",
                        help="print one JSON object a line: {stage, done, total} while it runs, then {report} or "
@@ -66,6 +70,7 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     ask.add_argument("--top-k", type=int, default=10, help="passages to retrieve and list (default: %(default)s)")
     ask.add_argument("--asked-on", default=None, help="date the question is asked on, YYYY-MM-DD (default: today, "
                      "or the newest article's date when the corpus is older); a file line's question_date wins")
+    _backend_flags(ask, settings)
     ask.add_argument("--json", action="store_true", help="print one JSON object per question")
     ask.set_defaults(run=_ask)
 
@@ -80,6 +85,7 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     evaluate.add_argument("--model", default=None, help="local model folder; must be the one the index was built with")
     evaluate.add_argument("--embedder", choices=("auto", "int8", "fp32"), default=None,
                         help="default $QA_EMBEDDER, else auto: the one the index was built with")
+    _backend_flags(evaluate, settings)
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     evaluate.add_argument("--details", action="store_true",
                           help="also one row per question: gold answer, first quote, answer phrase, rank of the "
@@ -91,24 +97,53 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
                                 "sentences, model, chunking, library versions, when and from which corpus it was "
                                 "built.")
     stats.add_argument("--index", default=settings.index, help="index folder (default: %(default)s)")
+    _backend_flags(stats, settings)
     stats.add_argument("--json", action="store_true", help="print JSON")
     stats.set_defaults(run=_stats)
     return parser
 
 
-def _embedder(settings: Settings):
-    from qa.embed import make_embedder
+def _backend_flags(parser: argparse.ArgumentParser, settings: Settings) -> None:
+    parser.add_argument("--backend", choices=("auto", "embedded", "qdrant"), default=None,
+                        help="where the index lives: embedded (FAISS and SQLite in the index folder) or qdrant "
+                        "(default $QA_BACKEND, else auto: the one the index folder records, else embedded)")
+    parser.add_argument("--qdrant-url", default=None, help="Qdrant server, e.g. http://localhost:6333 (default "
+                        "$QA_QDRANT_URL, else the one the index folder records, else local mode in the index folder)")
+    parser.add_argument("--qdrant-api-key", default=None, help="the server's API key (default $QA_QDRANT_API_KEY)")
+    parser.add_argument("--qdrant-collection", default=None,
+                        help=f"the collection alias of the index (default $QA_QDRANT_COLLECTION, else "
+                        f"{settings.qdrant_collection})")
 
-    return make_embedder(settings.model, settings.embedder, settings.index, settings.cache_dir)
+
+def _embedder(settings: Settings, backend=None):
+    from qa.backends import embedder_kind
+    from qa.embedders import make_embedder
+
+    kind = embedder_kind(settings, backend) if backend is not None else settings.embedder
+    return make_embedder(settings.model, kind, settings.index, settings.cache_dir)
+
+
+def _build_with(settings: Settings, vectors_from: str | None, progress):
+    """Build with the settings' backend; with `vectors_from`, vectors are copied from that index, not embedded."""
+    from qa.backends import IndexVectors, open_backend
+    from qa.build import build_index
+    from qa.store import EmbeddedBackend
+
+    backend = open_backend(settings, for_build=True)
+    embedder = _embedder(settings, backend)
+    if vectors_from:
+        embedder = IndexVectors(EmbeddedBackend(vectors_from).open(), embedder)
+    try:
+        return build_index(settings.corpus, backend, embedder, progress=progress)
+    finally:
+        getattr(backend, "close", lambda: None)()
 
 
 def _build(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.build import build_index
-
     if args.progress_json:
         return _build_reporting(settings)
     _check_corpus(settings.corpus)
-    report = build_index(settings.corpus, settings.index, _embedder(settings), progress=sys.stderr.isatty())
+    report = _build_with(settings, args.vectors_from, progress=sys.stderr.isatty())
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -125,7 +160,6 @@ def _check_corpus(corpus: str) -> None:
 
 def _build_reporting(settings: Settings) -> int:
     """`build --progress-json`: every line on stdout one JSON object (qa.rebuild reads them), also a failure."""
-    from qa.build import build_index
     from qa.rebuild import failure_line, progress_line, report_line
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -133,7 +167,7 @@ def _build_reporting(settings: Settings) -> int:
 
     try:
         _check_corpus(settings.corpus)
-        report = build_index(settings.corpus, settings.index, _embedder(settings), progress=progress)
+        report = _build_with(settings, None, progress=progress)
     except QAError as error:
         print(failure_line(str(error), getattr(error, "report", None)), flush=True)
         return 1 if isinstance(error, NothingIndexed) else 2
@@ -192,10 +226,11 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 
 def _open(settings: Settings):
     """The current generation and the embedder, refusing an index built under another model."""
-    from qa.store import load_generation
+    from qa.backends import open_backend
 
-    generation = load_generation(settings.index)
-    embedder = _embedder(settings)
+    backend = open_backend(settings)
+    generation = backend.open()
+    embedder = _embedder(settings, backend)
     generation.check_model(embedder.model_id, embedder.dimension)
     return generation, embedder
 
@@ -247,9 +282,9 @@ def _also_in(answer, doc_id: str, generation) -> str:
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.store import load_generation
+    from qa.backends import open_backend
 
-    generation = load_generation(settings.index)
+    generation = open_backend(settings).open()
     manifest = dict(generation.manifest)
     if args.json:
         print(json.dumps(manifest, indent=2))

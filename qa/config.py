@@ -21,7 +21,7 @@ class Settings:
     corpus: str = "corpus"  # the articles: a folder (or one file)
     index: str = "index"  # the index folder
     model: str | None = None  # a local sentence-transformers model folder; None: the bundled all-MiniLM-L6-v2
-    embedder: str = "auto"  # auto, int8 or fp32: qa.embed.make_embedder
+    embedder: str = "auto"  # auto, int8 or fp32: qa.embedders.make_embedder
     cache_dir: str | None = None  # where the int8 model is cached; None: $XDG_CACHE_HOME/newsqa or ~/.cache/newsqa
     admin_password: str = ""  # when set, the web chat's uploads and rebuilds need it
     # Questions the web chat answers at once. With the int8 embedder a question's model call is cheap, so batching

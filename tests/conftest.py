@@ -56,7 +56,7 @@ def uncalibrated_abstention(request, monkeypatch):
 @pytest.fixture(scope="session")
 def fixture_index(tmp_path_factory) -> Path:
     """The hand-written news of tests/fixture_news.py, built once with the fake embedder; read-only."""
-    from qa.store import build_index
+    from qa.build import build_index
     from tests.fixture_news import write_fixture
 
     folder = tmp_path_factory.mktemp("fixture")
@@ -88,7 +88,7 @@ def real_embedder():
 @pytest.fixture(scope="session")
 def product_embedder():
     """What `python app.py` and `python -m qa build` use for a new index here (int8 on a CPU, fp32 on a GPU)."""
-    from qa.embed import make_embedder
+    from qa.embedders import make_embedder
 
     return make_embedder(kind="auto")
 

