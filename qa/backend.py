@@ -8,18 +8,23 @@ same article text has the same id in every generation and in every backend (`pas
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from qa.errors import ModelMismatch
+from qa.errors import BuildInProgress, ModelMismatch
 from qa.types import Article, Sentence, SourceFile
 
+STORE_VERSION = 5  # the generation layout every backend writes; bumped on a change: a build then reuses vectors
+LOCK = ".build.lock"
 DayRange = tuple[int, int]  # first and last publication day (date.toordinal()), both included
 
 
@@ -154,3 +159,18 @@ class Backend(Protocol):
         """The live generation for a build to copy from, or None when there is none or it cannot be read."""
     def writer(self, previous: SearchIndex | None, dimension: int) -> GenerationWriter: ...
     def live_name(self) -> str: ...
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    """One build at a time per index folder; a second one is refused at once."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / LOCK, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BuildInProgress(str(index_dir)) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -10,19 +10,19 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from qa.backend import Backend, SearchIndex, StoredPassage, passage_id
+from qa.backend import STORE_VERSION, Backend, SearchIndex, StoredPassage, passage_id
 from qa.chunk import ChunkSettings, chunk_article, embed_text
 from qa.dedupe import find_duplicates
 from qa.embed import Embedder
 from qa.errors import NothingIndexed
 from qa.ingest import read_corpus
-from qa.store import STORE_VERSION, EmbeddedBackend
+from qa.store import EmbeddedBackend
 from qa.types import Article, Sentence, Skipped
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total): "reading", "chunking", "embedding", "writing"
@@ -142,7 +142,7 @@ def _build(corpus, backend: Backend, previous: SearchIndex | None, embedder: Emb
         "normalized": True,
         "metric": "inner_product",
         "chunking": settings.as_dict(),
-        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "corpus": str(Path(report.corpus).resolve()),
         "fingerprint": fingerprint,
         "versions": _library_versions(),

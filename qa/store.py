@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -26,18 +25,17 @@ import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from qa.backend import ArticleFacts, BuiltWith, DayRange, StoredPassage
-from qa.errors import BuildInProgress, IndexCorrupt, IndexNotFound, QAError
+from qa.backend import STORE_VERSION, ArticleFacts, BuiltWith, DayRange, StoredPassage, build_lock
+from qa.errors import IndexCorrupt, IndexNotFound, QAError
 from qa.keyword import BM25, TermCounts, tokenize
 from qa.types import Article, Sentence, SourceFile
 
-STORE_VERSION = 5  # bump when the on-disk layout changes: forces a new generation, reusing vectors
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 SOURCES = "sources.json"
@@ -46,7 +44,6 @@ VECTORS = "vectors.npy"
 GRAPH = "graph.faiss"
 MEANS = "means.npy"
 SEGMENTS = "segments"
-LOCK = ".build.lock"
 GENERATION_PREFIX = "gen-"
 SEGMENT_PREFIX = "seg-"
 TEMP_PREFIX = ".tmp-"
@@ -810,7 +807,7 @@ def _write_database(path: Path, articles: list[Article], passages: list[StoredPa
 
 
 def _stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
 
 
 def _check_files(path: Path, manifest: dict, digests: bool = True) -> None:
@@ -835,21 +832,6 @@ def _file_checksums(folder: Path) -> dict[str, dict]:
                 digest = hashlib.file_digest(handle, "sha256").hexdigest()
             checksums[str(file.relative_to(folder))] = {"bytes": file.stat().st_size, "sha256": digest}
     return checksums
-
-
-@contextlib.contextmanager
-def build_lock(index_dir: Path) -> Iterator[None]:
-    """One build at a time per index folder; a second one is refused at once."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / LOCK, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BuildInProgress(str(index_dir)) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _switch_current(index_dir: Path, name: str) -> None:

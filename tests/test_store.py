@@ -11,7 +11,8 @@ import pytest
 from qa.answer import ask
 from qa.errors import BuildInProgress, IndexCorrupt, IndexNotFound, ModelMismatch, NothingIndexed
 from qa.build import build_index
-from qa.store import CURRENT, build_lock, load_generation
+from qa.backend import build_lock
+from qa.store import CURRENT, load_generation
 from tests.conftest import NEWS, ROOT, FakeEmbedder, write_articles
 
 
