@@ -29,7 +29,7 @@ def compare(vectors: np.ndarray, queries: np.ndarray) -> str:
     """One table row: flat and HNSW (the app's settings) searched one query at a time, top 100."""
     import faiss
 
-    from qa.store import HNSW_EF_SEARCH, HNSW_NEIGHBOURS
+    from qa.segments import HNSW_EF_SEARCH, HNSW_NEIGHBOURS
 
     size, dimension = vectors.shape
     flat = faiss.IndexFlatIP(dimension)

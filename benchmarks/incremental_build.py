@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import shutil
 import subprocess
@@ -89,6 +90,7 @@ def run(label: str, corpus: Path, index: Path, records: list[dict], added: int) 
 
 def seed_scaled_index(source_index: Path, corpus_file: Path, index: Path, scale: int) -> None:
     """Write the index of the scaled corpus from the 1x index's passages, vectors and term counts."""
+    import qa.segments as segments
     import qa.store as store
     from qa.backend import StoredPassage, passage_id
     from qa.build import corpus_fingerprint, reader_calibration
@@ -102,7 +104,7 @@ def seed_scaled_index(source_index: Path, corpus_file: Path, index: Path, scale:
     (segment,) = original.segments
     ingested = read_corpus(corpus_file.parent)
     by_id = {a.doc_id: a for a in ingested.articles}
-    part = store._Part()
+    part = segments.Part()
     part.articles = ingested.articles
     rows = np.arange(len(segment.passages))
     for copy in range(scale):
@@ -112,7 +114,7 @@ def seed_scaled_index(source_index: Path, corpus_file: Path, index: Path, scale:
             article = by_id[prefix + passage.doc_id]
             start = passage.start + shift if passage.start else 0
             end = passage.end + shift
-            embed_hash = store.hashlib.sha1(embed_text(article.title, article.text[start:end]).encode(
+            embed_hash = hashlib.sha1(embed_text(article.title, article.text[start:end]).encode(
                 "utf-8", "surrogatepass")).hexdigest()
             part.passages.append(StoredPassage(passage_id(article.doc_id, start, end, embed_hash), article.doc_id,
                                                start, end, embed_hash))
@@ -121,7 +123,7 @@ def seed_scaled_index(source_index: Path, corpus_file: Path, index: Path, scale:
                                for s in original.sentences(doc_id)]
         part.vectors.append(np.asarray(segment.vectors, dtype=np.float32))
         part.terms.append((segment.terms, rows))
-    store.FLAT_LIMIT = 10**12  # no graph: see the module's docstring
+    segments.FLAT_LIMIT = 10**12  # no graph: see the module's docstring
     writer = store.SegmentWriter(index, None, original.dimension)
     writer._new_parts = lambda: part
     writer.articles = {"seeded": None}

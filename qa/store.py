@@ -10,22 +10,21 @@
 A build writes one new segment with the new and changed articles and a new generation naming it; unchanged
 articles stay in the segments they are in, so a build costs what changed. When there are too many segments,
 or too much of them is replaced, the build merges everything live into one segment (vectors and terms are
-copied, never recomputed). Passage ids are stable (qa.backend.passage_id). This is the only module that
-imports faiss.
+copied, never recomputed). Passage ids are stable (qa.backend.passage_id). The segment format, and the only
+import of faiss, are in qa/segments.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import os
 import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 
@@ -33,47 +32,33 @@ import numpy as np
 
 from qa.backend import STORE_VERSION, ArticleFacts, BuiltWith, DayRange, StoredPassage, build_lock
 from qa.errors import IndexCorrupt, IndexNotFound, QAError
-from qa.keyword import BM25, TermCounts, tokenize
+from qa.keyword import BM25
+from qa.segments import (
+    _ARTICLE_COLUMNS,
+    DATABASE,
+    MANIFEST,
+    SEGMENT_PREFIX,
+    TEMP_PREFIX,
+    Part,
+    Segment,
+    article_from_row,
+    check_files,
+    file_checksums,
+    fsync_dir,
+    fsync_tree,
+    read_faiss,
+    stamp,
+    write_segment,
+)
 from qa.types import Article, Sentence, SourceFile
 
 CURRENT = "CURRENT"
-MANIFEST = "manifest.json"
 SOURCES = "sources.json"
-DATABASE = "store.sqlite"
-VECTORS = "vectors.npy"
-GRAPH = "graph.faiss"
-MEANS = "means.npy"
 SEGMENTS = "segments"
 GENERATION_PREFIX = "gen-"
-SEGMENT_PREFIX = "seg-"
-TEMP_PREFIX = ".tmp-"
 KEEP_GENERATIONS = 2
 MAX_SEGMENTS = 6  # more, and a build merges them into one (each question searches every segment)
 MAX_DEAD_SHARE = 0.3  # of the passages in segments, replaced or deleted since: above it, a build merges
-# Exact (flat) search while its scan fits the answer's time budget: one question costs about 0.1 ms per 1,000
-# passages on one core (20 ms at 200,000, 45 ms at 400,000), against 1 to 1.5 ms for HNSW at any of these sizes,
-# whose recall@10 was 0.995 on the evaluation corpus's own vectors (benchmarks/faiss_crossover.py,
-# docs/benchmarks.md). Above this, a flat scan alone would take half the 50 ms an answer may take.
-FLAT_LIMIT = 200_000
-HNSW_NEIGHBOURS = 32
-HNSW_EF_SEARCH = 128
-
-_SCHEMA = """
-CREATE TABLE articles (
-    row INTEGER PRIMARY KEY, doc_id TEXT NOT NULL UNIQUE, title TEXT NOT NULL, text TEXT NOT NULL,
-    url TEXT NOT NULL, publish_date TEXT, authors TEXT NOT NULL, source TEXT NOT NULL, origin TEXT NOT NULL,
-    content_hash TEXT NOT NULL);
-CREATE TABLE passages (
-    row INTEGER PRIMARY KEY, passage_id INTEGER NOT NULL, doc_id TEXT NOT NULL, start INTEGER NOT NULL,
-    end INTEGER NOT NULL, embed_hash TEXT NOT NULL);
-CREATE TABLE sentences (doc_id TEXT NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL);
-CREATE INDEX sentences_by_doc ON sentences (doc_id, start);
-CREATE INDEX passages_by_doc ON passages (doc_id);
-CREATE INDEX passages_by_hash ON passages (embed_hash);
-"""
-_ARTICLE_COLUMNS = "doc_id, title, text, url, publish_date, authors, source, origin, content_hash"
-
-
 class BuildFailed(QAError):
     """The new generation could not be written (disk full, permissions); nothing of it is left behind."""
 
@@ -89,96 +74,6 @@ class BuildFailed(QAError):
 def _disk_full(error: Exception) -> bool:
     return getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or any(
         words in str(error).lower() for words in ("no space left", "disk is full", "disk quota"))
-
-
-def _article(row: Sequence) -> Article:
-    return Article(*row[:5], tuple(json.loads(row[5])), *row[6:])
-
-
-class Segment:
-    """One immutable segment; its vectors, graph and term counts load on first use."""
-
-    def __init__(self, path: Path, check: bool):
-        self.path = path
-        self.name = path.name
-        self.manifest = json.loads((path / MANIFEST).read_text())
-        _check_files(path, self.manifest, digests=check)
-        self.db = sqlite3.connect(f"file:{path / DATABASE}?mode=ro", uri=True, check_same_thread=False)
-        self.lock = threading.Lock()
-        articles = self.db.execute("SELECT doc_id, publish_date, source, content_hash, origin FROM articles "
-                                   "ORDER BY row").fetchall()
-        self.articles = [row[0] for row in articles]
-        self.article_rows = {row[0]: i for i, row in enumerate(articles)}
-        self.dates = [row[1] for row in articles]
-        self.hashes = {row[0]: row[3] for row in articles}
-        if self.manifest.get("articles") != len(articles):
-            raise ValueError(f"segment {self.name}: article count differs from its manifest")
-        self._vectors: np.ndarray | None = None
-        self._search = None
-        self._terms: TermCounts | None = None
-
-    @cached_property
-    def passages(self) -> list[StoredPassage]:
-        """Every passage of the segment in row order (read when first needed: a build adding articles to a
-        large index does not need them)."""
-        with self.lock:
-            rows = self.db.execute("SELECT passage_id, doc_id, start, end, embed_hash FROM passages ORDER BY row")
-            passages = [StoredPassage(*row) for row in rows]
-        if self.manifest.get("passages") != len(passages):
-            raise sqlite3.DatabaseError(f"segment {self.name}: passage count differs from its manifest")
-        return passages
-
-    @cached_property
-    def ids(self) -> np.ndarray:
-        return np.array([p.passage_id for p in self.passages], dtype=np.int64)
-
-    def passages_of(self, doc_ids: Sequence[str]) -> list[StoredPassage]:
-        found = []
-        with self.lock:
-            for start in range(0, len(doc_ids), 500):
-                chunk = list(doc_ids[start : start + 500])
-                found += [StoredPassage(*row) for row in self.db.execute(
-                    "SELECT passage_id, doc_id, start, end, embed_hash FROM passages WHERE doc_id IN "
-                    f"({','.join('?' * len(chunk))}) ORDER BY row", chunk)]
-        return found
-
-    @property
-    def vectors(self) -> np.ndarray:
-        if self._vectors is None:
-            self._vectors = np.load(self.path / VECTORS, mmap_mode="r")
-            if self._vectors.shape[0] != self.manifest.get("passages"):
-                raise ValueError(f"segment {self.name}: vector and passage counts differ")
-        return self._vectors
-
-    @property
-    def search_index(self):
-        if self._search is None:
-            import faiss
-
-            if (self.path / GRAPH).exists():
-                index = faiss.read_index(str(self.path / GRAPH))
-                index.hnsw.efSearch = HNSW_EF_SEARCH
-            else:
-                index = faiss.IndexFlatIP(int(self.manifest["dimension"]))
-                index.add(np.ascontiguousarray(self.vectors, dtype=np.float32))
-            if index.ntotal != self.manifest.get("passages"):
-                raise ValueError(f"segment {self.name}: vector and passage counts differ")
-            self._search = index
-        return self._search
-
-    @property
-    def terms(self) -> TermCounts:
-        if self._terms is None:
-            self._terms = TermCounts.load(self.path)
-            if len(self._terms.lengths) != self.manifest.get("passages"):
-                raise ValueError(f"segment {self.name}: term and passage counts differ")
-        return self._terms
-
-    def means(self) -> np.ndarray:
-        return np.load(self.path / MEANS)
-
-    def close(self) -> None:
-        self.db.close()
 
 
 class Generation(BuiltWith):
@@ -197,7 +92,7 @@ class Generation(BuiltWith):
             layout = self.manifest.get("store_version")
             if layout != STORE_VERSION and not for_reuse:  # a rebuild reuses its vectors: quick, as the message says
                 raise _OlderLayout(layout)
-            _check_files(path, self.manifest, digests=not for_reuse)
+            check_files(path, self.manifest, digests=not for_reuse)
             segments_dir = path.parent / SEGMENTS
             dead = self.manifest["segments"]
             self.segments = [Segment(segments_dir / entry["name"], check=not for_reuse) for entry in dead]
@@ -275,23 +170,14 @@ class Generation(BuiltWith):
 
     def dense_search(self, vectors: np.ndarray, k: int, days: DayRange | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
-        import faiss
-
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         k = max(1, k)
         all_scores, all_ids = [], []
         for number, segment in enumerate(self.segments):
             allowed = self._allowed(number, days)
-            params = None
-            if allowed is not None:
-                if not allowed.any():
-                    continue
-                bitmap = np.packbits(allowed, bitorder="little")
-                selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
-                params = (faiss.SearchParametersHNSW(sel=selector, efSearch=HNSW_EF_SEARCH)
-                          if (segment.path / GRAPH).exists() else faiss.SearchParameters(sel=selector))
-            take = min(k, len(segment.passages))
-            scores, rows = segment.search_index.search(vectors, take, params=params)
+            if allowed is not None and not allowed.any():
+                continue
+            scores, rows = segment.search(vectors, k, allowed)
             ids = np.where(rows >= 0, segment.ids[np.maximum(rows, 0)], -1)
             all_scores.append(np.where(rows >= 0, scores, -np.inf))
             all_ids.append(ids)
@@ -365,7 +251,7 @@ class Generation(BuiltWith):
                                      (doc_id,)).fetchone()
         if row is None:
             raise KeyError(doc_id)
-        article = _article(row)
+        article = article_from_row(row)
         if len(self._articles) < 4096:
             self._articles[doc_id] = article
         return article
@@ -401,7 +287,7 @@ class Generation(BuiltWith):
                 rows = segment.db.execute(f"SELECT {_ARTICLE_COLUMNS} FROM articles ORDER BY row").fetchall()
             for row in rows:
                 if self._home.get(row[0]) == number:
-                    yield _article(row)
+                    yield article_from_row(row)
 
     def newest_date(self) -> date | None:
         days = [facts.day for facts in self._facts.values() if facts.day > 0]
@@ -475,12 +361,10 @@ class LegacyGeneration(BuiltWith):
     first build of this version embeds nothing it had embedded."""
 
     def __init__(self, path: Path):
-        import faiss
-
         self.path, self.name = path, path.name
         self.manifest = json.loads((path / MANIFEST).read_text())
         self.fallback_from = None
-        self._vectors = faiss.read_index(str(path / "vectors.faiss"))
+        self._vectors = read_faiss(path / "vectors.faiss")
         self._db = sqlite3.connect(f"file:{path / DATABASE}?mode=ro", uri=True)
         self._hashes = dict(self._db.execute("SELECT doc_id, content_hash FROM articles"))
 
@@ -624,7 +508,7 @@ class SegmentWriter:
 
     def commit(self, manifest: dict, duplicate_of: dict[str, str], duplicate_pairs: Sequence[tuple[str, str]],
                sources: dict[str, SourceFile]) -> str:
-        name = GENERATION_PREFIX + _stamp()
+        name = GENERATION_PREFIX + stamp()
         temp = self.index_dir / (TEMP_PREFIX + name)
         written: list[Path] = []
         try:
@@ -637,7 +521,7 @@ class SegmentWriter:
             else:
                 parts = [self._kept_parts(), self._new_parts()] if self.previous is not None else [self._new_parts()]
             if parts:
-                segment = _write_segment(self.index_dir / SEGMENTS, parts, self.dimension)
+                segment = write_segment(self.index_dir / SEGMENTS, parts, self.dimension)
                 written.append(segment)
                 entries.append({"name": segment.name, "dead": []})
             temp.mkdir(parents=True)
@@ -647,11 +531,11 @@ class SegmentWriter:
             counts = self.written = _segment_counts(self.index_dir / SEGMENTS, entries)
             full = {**manifest, "store_version": STORE_VERSION, "generation": name, "segments": entries, **counts,
                     "faiss_index": _largest_index(self.index_dir / SEGMENTS, entries),
-                    "duplicates": len(duplicate_of), "files": _file_checksums(temp)}
+                    "duplicates": len(duplicate_of), "files": file_checksums(temp)}
             (temp / MANIFEST).write_text(json.dumps(full, indent=2))
-            _fsync_tree(temp)
+            fsync_tree(temp)
             os.rename(temp, self.index_dir / name)
-            _fsync_dir(self.index_dir)
+            fsync_dir(self.index_dir)
             _switch_current(self.index_dir, name)
         except (OSError, RuntimeError, sqlite3.Error) as error:  # faiss reports a failed write as RuntimeError
             shutil.rmtree(temp, ignore_errors=True)
@@ -663,20 +547,20 @@ class SegmentWriter:
             raise BuildFailed(str(self.index_dir), error) from error
         return name
 
-    def _new_parts(self) -> _Part:
-        part = _Part()
+    def _new_parts(self) -> Part:
+        part = Part()
         for article, passages, vectors, sentences in self.articles.values():
             part.add(article, passages, vectors, sentences)
         return part
 
-    def _kept_parts(self) -> _Part:
+    def _kept_parts(self) -> Part:
         """Everything live of the previous generation, copied (vectors and terms included) for a merge."""
-        part = _Part()
+        part = Part()
         previous = self.previous
         for segment, dead in zip(previous.segments, self.dead, strict=True):
             rows = np.array([p.doc_id not in dead for p in segment.passages], dtype=bool)
             with segment.lock:
-                articles = [_article(row) for row in segment.db.execute(
+                articles = [article_from_row(row) for row in segment.db.execute(
                     f"SELECT {_ARTICLE_COLUMNS} FROM articles ORDER BY row") if row[0] not in dead]
                 sentences = [Sentence(*row) for row in segment.db.execute(
                     "SELECT doc_id, start, end FROM sentences ORDER BY doc_id, start") if row[0] not in dead]
@@ -686,82 +570,6 @@ class SegmentWriter:
             part.vectors.append(np.asarray(segment.vectors[rows], dtype=np.float32))
             part.terms.append((segment.terms, np.flatnonzero(rows)))
         return part
-
-
-class _Part:
-    """Rows of a segment being written: articles, passages with their vectors and terms, sentences."""
-
-    def __init__(self) -> None:
-        self.articles: list[Article] = []
-        self.passages: list[StoredPassage] = []
-        self.sentences: list[Sentence] = []
-        self.vectors: list[np.ndarray] = []
-        self.terms: list[tuple[TermCounts, np.ndarray]] = []
-        self.texts: list[str] = []  # embedded texts of passages whose terms are still to count
-
-    def add(self, article: Article, passages: list[StoredPassage], vectors: np.ndarray,
-            sentences: list[Sentence]) -> None:
-        from qa.chunk import embed_text
-
-        self.articles.append(article)
-        self.passages += passages
-        self.sentences += sentences
-        self.vectors.append(vectors.reshape(len(passages), -1) if len(passages) else vectors)
-        self.texts += [embed_text(article.title, article.text[p.start : p.end]) for p in passages]
-
-
-def _write_segment(folder: Path, parts: list[_Part], dimension: int) -> Path:
-    """Write one segment from the parts (kept rows first, then new ones), fsynced, manifest last."""
-    name = SEGMENT_PREFIX + _stamp()
-    temp = folder / (TEMP_PREFIX + name)
-    temp.mkdir(parents=True)
-    try:
-        articles = [a for part in parts for a in part.articles]
-        passages = [p for part in parts for p in part.passages]
-        sentences = [s for part in parts for s in part.sentences]
-        blocks = [v for part in parts for v in part.vectors if len(v)]
-        vectors = np.concatenate(blocks).astype(np.float32) if blocks else np.zeros((0, dimension), np.float32)
-        terms = [t for part in parts for t in part.terms]
-        fresh = [text for part in parts for text in part.texts]
-        if fresh:
-            counted = TermCounts.from_terms([tokenize(text) for text in fresh])
-            terms.append((counted, np.arange(len(fresh))))
-        TermCounts.stack(terms).save(temp)
-        np.save(temp / VECTORS, vectors)
-        np.save(temp / MEANS, _article_means(articles, passages, vectors))
-        if len(vectors) > FLAT_LIMIT:
-            _write_graph(temp / GRAPH, vectors)
-        _write_database(temp / DATABASE, articles, passages, sentences)
-        manifest = {"segment": name, "dimension": dimension, "articles": len(articles), "passages": len(passages),
-                    "sentences": len(sentences), "faiss_index": "IndexHNSWFlat" if len(vectors) > FLAT_LIMIT
-                    else "IndexFlatIP", "files": _file_checksums(temp)}
-        (temp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        _fsync_tree(temp)
-        os.rename(temp, folder / name)
-        _fsync_dir(folder)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
-    return folder / name
-
-
-def _article_means(articles: list[Article], passages: list[StoredPassage], vectors: np.ndarray) -> np.ndarray:
-    number = {a.doc_id: i for i, a in enumerate(articles)}
-    means = np.zeros((len(articles), vectors.shape[1]), dtype=np.float32)
-    if len(passages):
-        np.add.at(means, np.array([number[p.doc_id] for p in passages]), vectors)
-    norms = np.linalg.norm(means, axis=1, keepdims=True)
-    return means / np.where(norms == 0, 1, norms)
-
-
-def _write_graph(path: Path, vectors: np.ndarray) -> None:
-    """An HNSW graph (inner product) over the vectors, for segments too large for a flat scan."""
-    import faiss
-
-    index = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = 80
-    index.add(vectors)
-    faiss.write_index(index, str(path))
 
 
 def _largest_index(folder: Path, entries: list[dict]) -> str:
@@ -786,54 +594,6 @@ def _segment_counts(folder: Path, entries: list[dict]) -> dict[str, int]:
     return totals
 
 
-def _write_database(path: Path, articles: list[Article], passages: list[StoredPassage],
-                    sentences: list[Sentence]) -> None:
-    db = sqlite3.connect(path)
-    try:
-        db.execute("PRAGMA journal_mode = OFF")  # a fresh file in a temporary folder: fsynced as a whole later
-        db.execute("PRAGMA synchronous = OFF")
-        db.executescript(_SCHEMA)
-        db.executemany(
-            "INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            ((i, a.doc_id, a.title, a.text, a.url, a.publish_date, json.dumps(a.authors), a.source, a.origin,
-              a.content_hash) for i, a in enumerate(articles)),
-        )
-        db.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?)",
-                       ((i, p.passage_id, p.doc_id, p.start, p.end, p.embed_hash) for i, p in enumerate(passages)))
-        db.executemany("INSERT INTO sentences VALUES (?, ?, ?)", ((s.doc_id, s.start, s.end) for s in sentences))
-        db.commit()
-    finally:
-        db.close()
-
-
-def _stamp() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-
-
-def _check_files(path: Path, manifest: dict, digests: bool = True) -> None:
-    """Every file the manifest lists is there with its size and (with `digests`) its SHA-256."""
-    for name, expected in manifest.get("files", {}).items():
-        file = path / name
-        if not file.is_file():
-            raise ValueError(f"{name} is missing")
-        if file.stat().st_size != expected["bytes"]:
-            raise ValueError(f"{name} has {file.stat().st_size} bytes, expected {expected['bytes']}")
-        if digests:
-            with open(file, "rb") as handle:
-                if hashlib.file_digest(handle, "sha256").hexdigest() != expected["sha256"]:
-                    raise ValueError(f"{name} does not match its checksum")
-
-
-def _file_checksums(folder: Path) -> dict[str, dict]:
-    checksums = {}
-    for file in sorted(folder.rglob("*")):
-        if file.is_file() and file.name != MANIFEST:
-            with open(file, "rb") as handle:
-                digest = hashlib.file_digest(handle, "sha256").hexdigest()
-            checksums[str(file.relative_to(folder))] = {"bytes": file.stat().st_size, "sha256": digest}
-    return checksums
-
-
 def _switch_current(index_dir: Path, name: str) -> None:
     """Point CURRENT at a complete generation with one atomic rename."""
     temp = index_dir / (CURRENT + ".tmp")
@@ -842,7 +602,7 @@ def _switch_current(index_dir: Path, name: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temp, index_dir / CURRENT)
-    _fsync_dir(index_dir)
+    fsync_dir(index_dir)
 
 
 def _prune(index_dir: Path) -> None:
@@ -871,17 +631,3 @@ def _prune(index_dir: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _fsync_tree(folder: Path) -> None:
-    for file in folder.rglob("*"):
-        if file.is_file():
-            with open(file, "rb") as handle:
-                os.fsync(handle.fileno())
-    _fsync_dir(folder)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -10,6 +10,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 import qa.build as build
+import qa.segments as segments
 import qa.store as store
 from qa.keyword import TermCounts
 from tests.conftest import FakeEmbedder
@@ -52,8 +53,9 @@ def build_with_pauses(corpus: str, index: str, log: str, pause: float) -> None:
     build.read_corpus = paused(build.read_corpus, calls("ingest"))
     build.chunk_article = paused(build.chunk_article, calls("chunking"))
     TermCounts.save = paused(TermCounts.save, calls("terms"))
-    store._write_database = paused(store._write_database, calls("database"))
-    store._file_checksums = paused(store._file_checksums, lambda *args: "checksums")  # the segment's, the generation's
+    segments._write_database = paused(segments._write_database, calls("database"))
+    checksums = paused(segments.file_checksums, lambda *args: "checksums")  # the segment's, then the generation's
+    segments.file_checksums = store.file_checksums = checksums
     # the new segment's and the generation folder's renames into place, and CURRENT's atomic replacement
     os.rename = paused(os.rename, lambda source, target: "rename" if Path(target).name.startswith("gen-") else
                        "segment rename" if Path(target).name.startswith("seg-") else None)

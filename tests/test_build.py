@@ -10,6 +10,7 @@ import pytest
 import qa.build
 import qa.dedupe
 import qa.ingest
+import qa.segments
 import qa.store
 from qa.answer import ask
 from qa.build import build_index
@@ -80,7 +81,7 @@ def test_an_added_article_is_the_only_one_chunked_tokenised_embedded_and_compare
     write_articles(corpus, {"ferry.txt": ("Ferry fares rise", "The Gull Island ferry now costs 4 dollars.")})
 
     chunked = Counting(monkeypatch, qa.build, "chunk_article")
-    tokenised = Counting(monkeypatch, qa.store, "tokenize")
+    tokenised = Counting(monkeypatch, qa.segments, "tokenize")
     compared = Counting(monkeypatch, qa.dedupe, "shingles")
     embedder = FakeEmbedder()
     report = build_index(corpus, index, embedder)

@@ -163,7 +163,7 @@ def test_manifest_is_json_with_counts(corpus, tmp_path, fake_embedder):
 
 
 def test_large_corpora_switch_to_a_graph_index(corpus, tmp_path, fake_embedder, monkeypatch):
-    monkeypatch.setattr("qa.store.FLAT_LIMIT", 2)
+    monkeypatch.setattr("qa.segments.FLAT_LIMIT", 2)
     index = tmp_path / "index"
     build_index(corpus, index, fake_embedder)
     generation = load_generation(index)
