@@ -30,6 +30,11 @@ def read_settings(argv: list[str] | None = None):
     parser.add_argument("--port", type=int, default=settings.port, help="port (default: %(default)s)")
     parser.add_argument("--corpus", default=settings.corpus, help="articles folder (default: %(default)s)")
     parser.add_argument("--index", default=settings.index, help="index folder (default: %(default)s)")
+    parser.add_argument("--backend", choices=("auto", "embedded", "qdrant"), default=None,
+                        help="embedded or qdrant (default $QA_BACKEND, else the one the index folder records)")
+    parser.add_argument("--qdrant-url", default=None, help="Qdrant server (default $QA_QDRANT_URL; none: local mode "
+                        "in the index folder)")
+    parser.add_argument("--qdrant-api-key", default=None, help="the server's API key (default $QA_QDRANT_API_KEY)")
     return settings.with_flags(vars(parser.parse_args(argv)))
 
 
@@ -48,13 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("qa").setLevel(logging.INFO)
 
+    from qa.backends import embedder_kind, open_backend
     from qa.embedders import make_embedder
     from qa.service import ChatService
     from qa.web import launch
 
     try:
-        embedder = make_embedder(settings.model, settings.embedder, settings.index, settings.cache_dir)
-        service = ChatService.open(settings.corpus, settings.index, embedder, admin_password=settings.admin_password)
+        backend = open_backend(settings, for_build=True)  # it builds the index when there is none
+        embedder = make_embedder(settings.model, embedder_kind(settings, backend), settings.index, settings.cache_dir)
+        service = ChatService.open(settings.corpus, settings.index, embedder, admin_password=settings.admin_password,
+                                   backend=backend)
     except QAError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

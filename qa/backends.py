@@ -8,11 +8,16 @@ machine needs no folder: QA_BACKEND=qdrant and QA_QDRANT_URL name everything.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
-from qa.backend import Backend
+import numpy as np
+
+from qa.backend import Backend, SearchIndex
 from qa.config import Settings
+from qa.errors import ModelMismatch, QAError
 from qa.store import EmbeddedBackend
 
 RECORD = "backend.json"
@@ -57,7 +62,7 @@ def _record(settings: Settings, kind: str) -> None:
 
 
 def embedder_kind(settings: Settings, backend: Backend) -> str:
-    """The embedder kind to make (qa.embed.make_embedder): the settings' own, or for "auto" with a backend whose
+    """The embedder kind to make (qa.embedders.make_embedder): the settings' own, or for "auto" with a backend whose
     manifest is not in the index folder, the kind its live generation was built with."""
     from qa.embed import INT8_SUFFIX
 
@@ -68,3 +73,28 @@ def embedder_kind(settings: Settings, backend: Backend) -> str:
     if not manifest:
         return "auto"
     return "int8" if str(manifest.get("model", "")).endswith(INT8_SUFFIX) else "fp32"
+
+
+class IndexVectors:
+    """An embedder whose vectors are another index's, found by the hash of the text they embed: a build with it moves
+    an index to another backend without embedding anything (`python -m qa build --vectors-from INDEX`). Passages are
+    chunked with `tokenizer`'s token counts, which must be the source index's model's."""
+
+    def __init__(self, source: SearchIndex, tokenizer):
+        if tokenizer.model_id != source.model_id:
+            raise ModelMismatch(source.model_id, source.dimension, tokenizer.model_id, tokenizer.dimension)
+        self.source, self.tokenizer = source, tokenizer
+        self.model_id, self.dimension = source.model_id, source.dimension
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self.tokenizer.count_tokens(texts)
+
+    def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        hashes = [hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest() for text in texts]
+        found = self.source.vectors_by_hash(hashes)
+        missing = sum(1 for h in hashes if h not in found)
+        if missing:
+            raise QAError(f"{missing} of {len(texts)} passages are not in the index the vectors are taken from "
+                          f"({self.source.name}): build from the corpus and chunking it was built from, or embed "
+                          "(leave out --vectors-from)")
+        return np.array([found[h] for h in hashes], dtype=np.float32).reshape(len(texts), self.dimension)

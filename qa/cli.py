@@ -115,12 +115,19 @@ def _backend_flags(parser: argparse.ArgumentParser, settings: Settings) -> None:
                         f"{settings.qdrant_collection})")
 
 
-def _embedder(settings: Settings, backend=None):
-    from qa.backends import embedder_kind
+def _embedder(settings: Settings):
     from qa.embedders import make_embedder
 
-    kind = embedder_kind(settings, backend) if backend is not None else settings.embedder
-    return make_embedder(settings.model, kind, settings.index, settings.cache_dir)
+    return make_embedder(settings.model, settings.embedder, settings.index, settings.cache_dir)
+
+
+def _embedder_for(settings: Settings, backend):
+    """The embedder for an index in `backend`: with --embedder auto, the kind its live generation was built with."""
+    from dataclasses import replace
+
+    from qa.backends import embedder_kind
+
+    return _embedder(replace(settings, embedder=embedder_kind(settings, backend)))
 
 
 def _build_with(settings: Settings, vectors_from: str | None, progress):
@@ -130,7 +137,7 @@ def _build_with(settings: Settings, vectors_from: str | None, progress):
     from qa.store import EmbeddedBackend
 
     backend = open_backend(settings, for_build=True)
-    embedder = _embedder(settings, backend)
+    embedder = _embedder_for(settings, backend)
     if vectors_from:
         embedder = IndexVectors(EmbeddedBackend(vectors_from).open(), embedder)
     try:
@@ -230,7 +237,7 @@ def _open(settings: Settings):
 
     backend = open_backend(settings)
     generation = backend.open()
-    embedder = _embedder(settings, backend)
+    embedder = _embedder_for(settings, backend)
     generation.check_model(embedder.model_id, embedder.dimension)
     return generation, embedder
 

@@ -36,11 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.backend import ArticleFacts, BuiltWith, DayRange, FusedHits, StoredPassage
+from qa.backend import STORE_VERSION, ArticleFacts, BuiltWith, DayRange, FusedHits, StoredPassage, build_lock
 from qa.chunk import embed_text
 from qa.errors import IndexCorrupt, IndexNotFound, QAError
 from qa.keyword import EMPTY, K1, B, bm25_idf, reader_idf, tokenize
-from qa.store import STORE_VERSION, build_lock
 from qa.types import Article, Sentence, SourceFile
 
 DEFAULT_PREFIX = "newsqa"

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.answer import ask
+from qa.backend import Backend
 from qa.build import BuildReport, build_index
 from qa.embed import Embedder
 from qa.errors import IndexNotFound, QAError
@@ -24,7 +25,7 @@ from qa.fold import fold_invisible
 from qa.ingest import normalize_text
 from qa.rebuild import BuildStatus, RebuildRunner, build_command
 from qa.rebuild import RebuildRunning as RebuildRunning  # raised by start_rebuild: callers catch it from here
-from qa.store import Generation, current_generation_path, load_generation
+from qa.store import EmbeddedBackend, Generation
 from qa.types import Answer, Article
 from qa.uploads import store_uploads
 
@@ -138,12 +139,14 @@ class ChatService:
     """Holds the current generation and the embedder; thread-safe. A rebuild runs as a separate process
     (qa.rebuild), and the service switches to the new generation when it is complete; questions already running
     finish on the old one. `rebuild_command`: the build's command line (default: `python -m qa build` with this
-    corpus, index and embedder). `close()` ends a running build."""
+    corpus, index and embedder). `close()` ends a running build. `backend`: where the index lives (default: the
+    embedded backend in `index_dir`; qa.backends.open_backend)."""
 
     def __init__(self, corpus: str | Path, index_dir: str | Path, embedder: Embedder, admin_password: str = "",
-                 rebuild_command: Sequence[str] | None = None):
+                 rebuild_command: Sequence[str] | None = None, backend: Backend | None = None):
         self.corpus = Path(corpus)
         self.index_dir = Path(index_dir)
+        self.backend = backend if backend is not None else EmbeddedBackend(index_dir)
         self.embedder = _SharedEmbedder(embedder)
         self.admin_password = admin_password or ""
         self.admin_attempts = ADMIN_ATTEMPTS
@@ -159,14 +162,15 @@ class ChatService:
 
     @classmethod
     def open(cls, corpus: str | Path, index_dir: str | Path, embedder: Embedder, admin_password: str = "",
-             progress: bool = True) -> ChatService:
+             progress: bool = True, backend: Backend | None = None) -> ChatService:
         """Serve `index_dir`, building it from `corpus` first when there is no index yet."""
         try:
-            return cls(corpus, index_dir, embedder, admin_password)
+            return cls(corpus, index_dir, embedder, admin_password, backend=backend)
         except IndexNotFound:
             log.info("no index in %s yet: building it from %s", index_dir, corpus)
-            build_index(corpus, index_dir, embedder, progress=_log_stage if progress else None)
-        return cls(corpus, index_dir, embedder, admin_password)
+            build_index(corpus, backend if backend is not None else index_dir, embedder,
+                        progress=_log_stage if progress else None)
+        return cls(corpus, index_dir, embedder, admin_password, backend=backend)
 
     def warm_up(self) -> threading.Thread:
         """Load the model in the background now, so the first question does not wait for it."""
@@ -265,7 +269,7 @@ class ChatService:
         if self._rebuilds.running or not self._swapping.acquire(blocking=False):
             return False
         try:
-            if current_generation_path(self.index_dir).name == self._generation.name:
+            if self.backend.live_name() == self._generation.name:
                 return False
             self._swap(fallback=False)  # the one in memory is better than an older one from disk
             return True
@@ -296,7 +300,7 @@ class ChatService:
 
     def _load(self, fallback: bool = True) -> Generation:
         """The current generation; with `fallback`, an older good one when the current one is damaged."""
-        generation = load_generation(self.index_dir, self.embedder.model_id, self.embedder.dimension, fallback)
+        generation = self.backend.open(self.embedder.model_id, self.embedder.dimension, fallback)
         if generation.fallback_from is not None:
             log.warning("%s; serving the previous generation %s until then", generation.fallback_from[1],
                         generation.name)

@@ -320,3 +320,18 @@ def test_a_local_qdrant_index_is_found_again_from_its_folder(tmp_path, corpus):
     assert type(again).__name__ == "QdrantBackend" and again.open().manifest["backend"] == "qdrant"
     again.close()
     assert type(open_backend(Settings(index=str(tmp_path / "other")))).__name__ == "EmbeddedBackend"
+
+
+def test_the_chat_service_answers_from_a_qdrant_index_and_switches_with_it(tmp_path, corpus):
+    from qa.qdrant import QdrantBackend
+    from qa.service import ChatService
+
+    backend = QdrantBackend(path=":memory:")
+    service = ChatService.open(corpus, tmp_path / "index", FakeEmbedder(), progress=False, backend=backend)
+    answer, generation = service.ask("How much does the tram extension cost?")
+    assert not answer.abstained and "48 million euros" in answer.answer
+    assert service.summary().articles == len(ARTICLES) and not service.refresh()
+    write_corpus(corpus, {**ARTICLES, "ferry": ("Ferry adds a night crossing", "2025-03-20", "A night ferry runs.")})
+    build_index(corpus, backend, FakeEmbedder())  # as a build process on another machine would
+    assert service.refresh() and "ferry" in service.generation.doc_ids()
+    service.close()
