@@ -145,13 +145,17 @@ from tests.fake_build import fake_build_command
 service = ChatService({str(corpus)!r}, {str(index)!r}, FakeEmbedder(),
                       rebuild_command=fake_build_command({str(corpus)!r}, {str(index)!r}))
 service.start_rebuild("")
-while service.build_status().phase != "embedding":
+deadline = time.monotonic() + 60
+while service.build_status().phase not in ("embedding", "failed", "done") and time.monotonic() < deadline:
     time.sleep(0.02)
-print(service.build_status().pid, flush=True)
+status = service.build_status()
+print(status.pid, status.phase, status.error, flush=True)
 time.sleep(120)
 """], stdout=subprocess.PIPE, text=True)
     try:
-        pid = int(server.stdout.readline())
+        pid, phase, error = (server.stdout.readline().strip().split(" ", 2) + ["", "", ""])[:3]
+        assert phase == "embedding", f"the build did not reach embedding: {phase} {error}"
+        pid = int(pid)
     finally:
         server.kill()  # no atexit, no signal handler: only the kernel's parent-death signal is left
         server.wait()
