@@ -48,7 +48,8 @@ def open_backend(settings: Settings, for_build: bool = False) -> Backend:
     if collection == Settings.qdrant_collection and recorded.get("collection"):  # not given: the recorded one
         collection = recorded["collection"]
     return QdrantBackend(url=url, api_key=settings.qdrant_api_key or None, path=None if url else settings.index,
-                         collection_prefix=collection, lock_dir=settings.index)
+                         collection_prefix=collection, lock_dir=settings.index, shards=settings.qdrant_shards,
+                         replicas=settings.qdrant_replicas, quantization=settings.qdrant_quantization)
 
 
 def _record(settings: Settings, kind: str) -> None:

@@ -35,6 +35,9 @@ class Settings:
     qdrant_url: str | None = None  # a Qdrant server; None: qdrant-client's local mode in the index folder
     qdrant_api_key: str = ""  # the server's API key (never written to the index)
     qdrant_collection: str = "newsqa"  # the alias the live generation's collection is found by
+    qdrant_shards: int = 0  # shards of a build's collections (0: the server's default); docs/scaling.md
+    qdrant_replicas: int = 0  # copies of each shard (0: the server's default)
+    qdrant_quantization: str = ""  # "int8": int8 vectors in RAM, the float ones on disk; "": floats in RAM
 
     def __post_init__(self) -> None:
         if self.embedder not in EMBEDDERS:
@@ -43,6 +46,9 @@ class Settings:
         if self.backend not in BACKENDS:
             raise QAError(f"backend {self.backend!r} (from --backend or $QA_BACKEND): choose one of "
                           f"{', '.join(BACKENDS)}")
+        if self.qdrant_quantization not in ("", "int8"):
+            raise QAError(f"Qdrant quantization {self.qdrant_quantization!r} ($QA_QDRANT_QUANTIZATION): leave it "
+                          "empty or use int8")
         if self.answer_concurrency < 1:
             raise QAError(f"answer concurrency {self.answer_concurrency} ($QA_ANSWER_CONCURRENCY) must be at least 1")
         if not 0 <= self.port <= 65535:

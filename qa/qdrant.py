@@ -403,10 +403,14 @@ class QdrantGeneration(BuiltWith):
 class QdrantBackend:
     """Generations as collections of a Qdrant server (`url`), or of qdrant-client's local mode in a folder (`path`,
     or ":memory:"), which is a Python re-implementation of the engine's API, not the engine (qa.backend.Backend).
-    `lock_dir`: a folder on this machine whose lock keeps builds one at a time (default: `path`)."""
+    `lock_dir`: a folder on this machine whose lock keeps builds one at a time (default: `path`). A build's
+    collections get `shards` shards with `replicas` copies each (None: the server's defaults) and, with
+    `quantization` "int8", int8 copies of the dense vectors in RAM and the float originals on disk; passage
+    payloads (texts) are always kept on disk. Local mode ignores all three."""
 
     def __init__(self, url: str | None = None, api_key: str | None = None, path: str | Path | None = None,
-                 collection_prefix: str = DEFAULT_PREFIX, client=None, lock_dir: str | Path | None = None):
+                 collection_prefix: str = DEFAULT_PREFIX, client=None, lock_dir: str | Path | None = None,
+                 shards: int | None = None, replicas: int | None = None, quantization: str = ""):
         if not _PREFIX.fullmatch(collection_prefix):
             raise QAError(f"Qdrant collection name {collection_prefix!r} ($QA_QDRANT_COLLECTION): use letters, "
                           "digits and _ only")
@@ -417,6 +421,7 @@ class QdrantBackend:
         self.lock_dir = Path(lock_dir) if lock_dir is not None else (
             Path(self.path) if self.path not in (None, ":memory:") else None)
         self._client = client
+        self.shards, self.replicas, self.quantization = shards or None, replicas or None, quantization
 
     @property
     def client(self):
@@ -633,10 +638,16 @@ class QdrantWriter:
 
     def _create(self, collection: str) -> None:
         models = _models()
+        backend = self.backend
+        quantized = backend.quantization == "int8"
         self.client.create_collection(
             collection,
-            vectors_config={DENSE: models.VectorParams(size=self.dimension, distance=models.Distance.COSINE)},
+            vectors_config={DENSE: models.VectorParams(size=self.dimension, distance=models.Distance.COSINE,
+                                                       on_disk=quantized or None)},
             sparse_vectors_config={KEYWORD: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            shard_number=backend.shards, replication_factor=backend.replicas, on_disk_payload=True,
+            quantization_config=models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
+                type=models.ScalarType.INT8, quantile=0.99, always_ram=True)) if quantized else None,
             metadata={"complete": False})
         for field, schema in (("doc_id", models.PayloadSchemaType.KEYWORD), ("day", models.PayloadSchemaType.INTEGER),
                               ("embed_hash", models.PayloadSchemaType.KEYWORD)):
