@@ -56,7 +56,7 @@ def find_duplicates(
 
 def _candidates(means: np.ndarray, rows: list[int], block: int = 1024) -> list[tuple[int, int]]:
     """(i, j) for each listed article i and its closest others j at CANDIDATE_COSINE or above."""
-    found = []
+    found: list[tuple[int, int]] = []
     if len(means) < 2:
         return found
     take = min(NEIGHBOURS, len(means))

@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from qa.errors import ModelNotFound
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 
 class Embedder(Protocol):
@@ -72,11 +75,11 @@ class SentenceTransformerEmbedder:
             raise ModelNotFound(self.path)
         self.model_id = model_id_for(self.path)
         self.batch_size = batch_size
-        self._model = None
-        self.dimension = _configured_dimension(Path(self.path)) or int(self.model.get_embedding_dimension())
+        self._model: SentenceTransformer | None = None
+        self.dimension = _configured_dimension(Path(self.path)) or self._loaded_dimension()
 
     @property
-    def model(self):
+    def model(self) -> SentenceTransformer:
         if self._model is None:
             os.environ["HF_HUB_OFFLINE"] = "1"  # before sentence-transformers is imported: never reach a hub
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -84,6 +87,12 @@ class SentenceTransformerEmbedder:
 
             self._model = SentenceTransformer(self.path, local_files_only=True)
         return self._model
+
+    def _loaded_dimension(self) -> int:
+        dimension = self.model.get_embedding_dimension()
+        if dimension is None:  # a model without a fixed output size cannot fill an index
+            raise ValueError(f"the model in {self.path} does not state its embedding dimension")
+        return int(dimension)
 
     def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         if not texts:

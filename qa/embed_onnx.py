@@ -21,11 +21,15 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qa.embed import INT8_SUFFIX, default_model_path, model_id_for
 from qa.errors import ModelNotFound
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 # Change the recipe whenever export, fusion or quantisation changes: it names the cached int8 model.
 RECIPE = "bert-fused-no-skip-ln-dynamic-int8-per-channel-l0out-fp32-v2"
@@ -128,7 +132,7 @@ def quantize_model(model_path: str | Path, out_file: Path) -> None:
     fused.unlink()
 
 
-def open_session(model_file: Path, profile_prefix: str | None = None):
+def open_session(model_file: Path, profile_prefix: str | None = None) -> onnxruntime.InferenceSession:
     """An ONNX Runtime session over an int8 model file, one thread, all graph optimisations but `_UNFUSED`.
 
     One thread per call and one call per core: batches run side by side, no intra-op hand-offs.
@@ -186,20 +190,20 @@ class OnnxInt8Embedder:
         self.tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
         self.tokenizer.no_padding()  # each batch is padded to its own longest text below
         self.tokenizer.enable_truncation(self.max_tokens)  # the model's limit, [CLS] and [SEP] included
-        self._session = None
+        self._session: onnxruntime.InferenceSession | None = None
         self._pool: ThreadPoolExecutor | None = None  # worker threads, one session each (`_workers`)
         self._local = threading.local()
         self._input_names: set[str] = set()
 
     @property
-    def session(self):
+    def session(self) -> onnxruntime.InferenceSession:
         """The ONNX Runtime session over the cached int8 model, made on first use."""
         if self._session is None:
             self._session = self._new_session()
             self._input_names = {node.name for node in self._session.get_inputs()}
         return self._session
 
-    def _new_session(self):
+    def _new_session(self) -> onnxruntime.InferenceSession:
         return open_session(int8_model_path(self.path, self.cache_dir))
 
     def _workers(self) -> ThreadPoolExecutor:

@@ -10,10 +10,10 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypedDict
 from urllib.parse import urlsplit
 
 from qa.errors import CorpusNotFound
@@ -76,7 +76,7 @@ def normalize_date(value: object) -> str | None:
     match = _ISO_DATE.search(value)
     if match:
         try:
-            return datetime(*(int(g) for g in match.groups())).date().isoformat()
+            return date(*(int(g) for g in match.groups())).isoformat()
         except ValueError:
             return None
     try:
@@ -95,6 +95,18 @@ def url_host(url: str) -> str:
 
 def stable_id(kind: str, key: str) -> str:
     return f"{kind}-{hashlib.sha1(key.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
+
+
+class _HashedFields(TypedDict):
+    """The fields of an Article that its content hash covers (not where it was read from)."""
+
+    doc_id: str
+    title: str
+    text: str
+    url: str
+    publish_date: str | None
+    authors: tuple[str, ...]
+    source: str
 
 
 def make_article(record: dict, origin: str) -> Article:
@@ -118,7 +130,7 @@ def make_article(record: dict, origin: str) -> Article:
         authors = [authors]
     authors = tuple(a for a in (normalize_title(_as_str(a)) for a in authors) if a)
     title = normalize_title(_as_str(record.get("title"))) or text.split("\n", 1)[0][:200]
-    fields = {
+    fields: _HashedFields = {
         "doc_id": doc_id,
         "title": title,
         "text": text,

@@ -22,11 +22,11 @@ from typing import Protocol
 
 import numpy as np
 
+from qa.backend import SearchIndex
 from qa.embed import Embedder
 from qa.fold import fold_confusables
 from qa.keyword import tokenize
 from qa.retrieve import Query
-from qa.backend import SearchIndex
 from qa.types import Hit, Sentence
 
 MODEL_FILE = Path(__file__).with_name("reader_model.json")
@@ -184,7 +184,9 @@ def _with_unit(text: str, end: int, question: str) -> int:
     taken: list[str] = []
     for _ in range(2):
         unit = _NEXT_WORD.match(text, end)
-        word = unit.group(1).lower() if unit else ""
+        if unit is None:
+            break
+        word = unit.group(1).lower()
         if len(word) < 3 or word in _AUXILIARY or word not in asked:
             break
         if taken:

@@ -23,12 +23,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from qa.backend import StoredPassage
 from qa.keyword import TermCounts, tokenize
 from qa.types import Article, Sentence
+
+if TYPE_CHECKING:
+    import faiss
 
 MANIFEST = "manifest.json"
 DATABASE = "store.sqlite"
@@ -62,7 +66,9 @@ _ARTICLE_COLUMNS = "doc_id, title, text, url, publish_date, authors, source, ori
 
 
 def article_from_row(row: Sequence) -> Article:
-    return Article(*row[:5], tuple(json.loads(row[5])), *row[6:])
+    """An Article from a row of the _ARTICLE_COLUMNS."""
+    doc_id, title, text, url, publish_date, authors, source, origin, content_hash = row
+    return Article(doc_id, title, text, url, publish_date, tuple(json.loads(authors)), source, origin, content_hash)
 
 
 class Segment:
@@ -84,7 +90,7 @@ class Segment:
         if self.manifest.get("articles") != len(articles):
             raise ValueError(f"segment {self.name}: article count differs from its manifest")
         self._vectors: np.ndarray | None = None
-        self._search = None
+        self._search: faiss.Index | None = None
         self._terms: TermCounts | None = None
 
     @cached_property
@@ -121,13 +127,16 @@ class Segment:
         return self._vectors
 
     @property
-    def search_index(self):
+    def search_index(self) -> faiss.Index:
         if self._search is None:
             import faiss
 
+            index: faiss.Index
             if (self.path / GRAPH).exists():
-                index = faiss.read_index(str(self.path / GRAPH))
-                index.hnsw.efSearch = HNSW_EF_SEARCH
+                # read_index returns the index's own class (here HNSW); faiss's stubs say only Index
+                graph = cast("faiss.IndexHNSW", faiss.read_index(str(self.path / GRAPH)))
+                graph.hnsw.efSearch = HNSW_EF_SEARCH
+                index = graph
             else:
                 index = faiss.IndexFlatIP(int(self.manifest["dimension"]))
                 index.add(np.ascontiguousarray(self.vectors, dtype=np.float32))
@@ -144,8 +153,10 @@ class Segment:
         if allowed is not None:
             bitmap = np.packbits(allowed, bitorder="little")
             selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
-            params = (faiss.SearchParametersHNSW(sel=selector, efSearch=HNSW_EF_SEARCH)
-                      if (self.path / GRAPH).exists() else faiss.SearchParameters(sel=selector))
+            # faiss's stubs lack SearchParametersHNSW and the keyword constructor its Python wrapper adds
+            wrapped = cast(Any, faiss)
+            params = (wrapped.SearchParametersHNSW(sel=selector, efSearch=HNSW_EF_SEARCH)
+                      if (self.path / GRAPH).exists() else wrapped.SearchParameters(sel=selector))
         return self.search_index.search(vectors, min(k, self.manifest["passages"]), params=params)
 
     @property

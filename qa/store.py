@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.backend import STORE_VERSION, ArticleFacts, BuiltWith, DayRange, StoredPassage, build_lock
+from qa.backend import STORE_VERSION, ArticleFacts, BuiltWith, DayRange, SearchIndex, StoredPassage, build_lock
 from qa.errors import IndexCorrupt, IndexNotFound, QAError
 from qa.keyword import BM25
 from qa.segments import (
@@ -424,7 +424,7 @@ class EmbeddedBackend:
             except Exception:  # noqa: BLE001 (anything unreadable is simply not reused)
                 return None
 
-    def writer(self, previous: Generation | LegacyGeneration | None, dimension: int) -> SegmentWriter:
+    def writer(self, previous: SearchIndex | None, dimension: int) -> SegmentWriter:
         return SegmentWriter(self.index_dir, previous if isinstance(previous, Generation) else None, dimension)
 
 
@@ -519,11 +519,12 @@ class SegmentWriter:
                         entries.append({"name": segment.name, "dead": sorted(dead & set(segment.articles))})
                 parts = [self._new_parts()] if self.articles else []
             else:
-                parts = [self._kept_parts(), self._new_parts()] if self.previous is not None else [self._new_parts()]
+                parts = ([self._kept_parts(self.previous), self._new_parts()] if self.previous is not None
+                         else [self._new_parts()])
             if parts:
-                segment = write_segment(self.index_dir / SEGMENTS, parts, self.dimension)
-                written.append(segment)
-                entries.append({"name": segment.name, "dead": []})
+                folder = write_segment(self.index_dir / SEGMENTS, parts, self.dimension)
+                written.append(folder)
+                entries.append({"name": folder.name, "dead": []})
             temp.mkdir(parents=True)
             (temp / "duplicates.json").write_text(json.dumps(
                 {"duplicate_of": duplicate_of, "pairs": [list(pair) for pair in duplicate_pairs]}))
@@ -542,8 +543,8 @@ class SegmentWriter:
             switched = (self.index_dir / CURRENT).exists() and current_generation_path(self.index_dir).name == name
             if not switched:
                 shutil.rmtree(self.index_dir / name, ignore_errors=True)  # complete, but never switched to
-                for segment in written:
-                    shutil.rmtree(segment, ignore_errors=True)
+                for folder in written:
+                    shutil.rmtree(folder, ignore_errors=True)
             raise BuildFailed(str(self.index_dir), error) from error
         return name
 
@@ -553,10 +554,9 @@ class SegmentWriter:
             part.add(article, passages, vectors, sentences)
         return part
 
-    def _kept_parts(self) -> Part:
+    def _kept_parts(self, previous: Generation) -> Part:
         """Everything live of the previous generation, copied (vectors and terms included) for a merge."""
         part = Part()
-        previous = self.previous
         for segment, dead in zip(previous.segments, self.dead, strict=True):
             rows = np.array([p.doc_id not in dead for p in segment.passages], dtype=bool)
             with segment.lock:
@@ -611,7 +611,9 @@ def _prune(index_dir: Path) -> None:
     index_dir.mkdir(parents=True, exist_ok=True)
     current = current_generation_path(index_dir).name if (index_dir / CURRENT).exists() else None
     generations = sorted(p for p in index_dir.iterdir() if p.is_dir() and p.name.startswith(GENERATION_PREFIX))
-    keep = {p.name for p in generations[-KEEP_GENERATIONS:]} | {current}
+    keep = {p.name for p in generations[-KEEP_GENERATIONS:]}
+    if current is not None:
+        keep.add(current)
     for path in index_dir.iterdir():
         stale_temp = path.is_dir() and path.name.startswith(TEMP_PREFIX)
         old = path.is_dir() and path.name.startswith(GENERATION_PREFIX) and path.name not in keep
@@ -621,7 +623,7 @@ def _prune(index_dir: Path) -> None:
     if not segments.is_dir():
         return
     named: set[str] = set()
-    for name in keep - {None}:
+    for name in keep:
         try:
             named |= {entry["name"] for entry in json.loads((index_dir / name / MANIFEST).read_text())["segments"]}
         except (OSError, ValueError, KeyError, TypeError):

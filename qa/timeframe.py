@@ -56,9 +56,9 @@ def question_timeframe(question: str, asked_on: date, default_days: int) -> Time
         first = asked_on.replace(day=1)
         end = first - timedelta(days=1)
         return Timeframe(end.replace(day=1), end, True)
-    year = _YEAR_RE.search(question)
-    if year:
-        number = int(year.group(1))
+    year_match = _YEAR_RE.search(question)
+    if year_match:
+        number = int(year_match.group(1))
         return Timeframe(date(number, 1, 1), min(date(number, 12, 31), asked_on), True)
     for pattern, days in _RELATIVE:
         if pattern.search(question):
