@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 
+from qa.backend import SearchIndex
 from qa.embed import Embedder, RememberingEmbedder
 from qa.fold import fold_invisible
 from qa.reader import INSTRUCTION, Candidate, Reader, ReaderModel, Reading, SentenceReader, answer_phrase
-from qa.retrieve import Query, RetrievalSettings, make_query, retrieve_many
-from qa.backend import SearchIndex
+from qa.retrieve import DEFAULT_RETRIEVAL, Query, RetrievalSettings, make_query, retrieve_many
 from qa.timeframe import parse_date
 from qa.types import Answer, Citation, Hit, Phrase
 
@@ -81,7 +81,7 @@ def ask_many(
     top_k: int = 10,
     histories: Sequence[Sequence[str]] | None = None,
     asked_on: Sequence[str | date | None] | None = None,
-    retrieval: RetrievalSettings = RetrievalSettings(),
+    retrieval: RetrievalSettings = DEFAULT_RETRIEVAL,
     answering: AnswerSettings | None = None,
     reader: Reader | None = None,
 ) -> list[Answer]:
@@ -107,16 +107,16 @@ def ask_many(
     ranked = retrieve_many(generation, embedder, queries, max(top_k, 10), retrieval)
     readings = reader.read(generation, queries, ranked)
     shared_ms = (time.perf_counter() - started) * 1000 / max(1, len(questions))
-    answers: list[Answer | None] = [None] * len(questions)
+    answers: list[Answer] = []
     for owner, query, hits, reading in zip(owners, queries, ranked, readings, strict=True):
         composed = time.perf_counter()
         answer = compose_answer(generation, query, hits, reading, answering, _model_of(reader))
         answer.passages = answer.passages[:top_k]
         answer.latency_ms = shared_ms + (time.perf_counter() - composed) * 1000
-        earlier = answers[owner]
-        if earlier is None:
-            answers[owner] = answer
+        if owner == len(answers):  # owners run 0, 0, 1, 2, 2, ...: a question's first reading
+            answers.append(answer)
         else:  # read with the conversation first; alone when its evidence is stronger (a new subject)
+            earlier = answers[owner]
             answer.latency_ms += earlier.latency_ms
             earlier.latency_ms = answer.latency_ms
             if (earlier.abstained and not answer.abstained) or (

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from qa.answer import AnswerSettings, ask_many, default_reader_model, verify_phrase, verify_quote
+from qa.backend import SearchIndex
 from qa.embed import Embedder
 from qa.errors import QAError
-from qa.retrieve import RetrievalSettings
-from qa.backend import SearchIndex
+from qa.retrieve import DEFAULT_RETRIEVAL, RetrievalSettings
 from qa.types import Answer
 
 _PUNCT = re.compile(r"[^\w\s]|_")
@@ -90,7 +90,7 @@ def evaluate(
     embedder: Embedder,
     questions: list[Question],
     top_k: int = 10,
-    retrieval: RetrievalSettings = RetrievalSettings(),
+    retrieval: RetrievalSettings = DEFAULT_RETRIEVAL,
     answering: AnswerSettings | None = None,
     progress: bool = False,
     with_details: bool = False,
@@ -133,14 +133,14 @@ def details(generation: SearchIndex, questions: list[Question], answers: list[An
             "unanswerable": q.unanswerable, "first_quote": first,
             "answer_phrase": answer.answer_phrase.text if answer.answer_phrase else None,
             "gold_article_rank": rank, "abstained": answer.abstained,
-            "right": (not answer.abstained and bool(q.answer_text) and quotes_contain(answer, q.answer_text))
+            "right": (not answer.abstained and bool(q.answer_text and quotes_contain(answer, q.answer_text)))
             if not q.unanswerable else answer.abstained,
         })
     return rows
 
 
 def score(generation: SearchIndex, questions: list[Question], answers: list[Answer]) -> dict:
-    url_to_doc = {}
+    url_to_doc: dict[str, str] = {}
     gold_ranks = []
     in_quote, in_first, in_phrase = [], [], []
     abstained_answerable = []
@@ -169,7 +169,7 @@ def score(generation: SearchIndex, questions: list[Question], answers: list[Answ
                 phrase = answer.answer_phrase
                 in_phrase.append(not answer.abstained and phrase is not None and contains(phrase.text, q.answer_text))
     latencies = np.array([a.latency_ms for a in answers]) if answers else np.zeros(1)
-    result = {"questions": len(questions)}
+    result: dict[str, float] = {"questions": len(questions)}
     if gold_ranks:
         result.update({
             "with_gold": len(gold_ranks),

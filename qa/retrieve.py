@@ -9,15 +9,16 @@ from datetime import date
 
 import numpy as np
 
+from qa.backend import SearchIndex
 from qa.embed import Embedder
 from qa.keyword import tokenize
-from qa.backend import SearchIndex
 from qa.timeframe import Timeframe, question_timeframe
 from qa.types import Hit
 
 FUSIONS = ("rrf", "dense", "keyword", "weighted")
 _FOLLOW_UP = re.compile(
-    r"\b(he|she|they|him|her|his|hers|them|their|theirs|it|its|this|that|these|those|there|the same)\b|^(and|what about|how about)\b",
+    r"\b(he|she|they|him|her|his|hers|them|their|theirs|it|its|this|that|these|those|there|the same)\b"
+    r"|^(and|what about|how about)\b",
     re.I,
 )
 
@@ -42,6 +43,9 @@ class RetrievalSettings:
             raise ValueError("candidates, per_article and rrf_k must be at least 1")
 
 
+DEFAULT_RETRIEVAL = RetrievalSettings()
+
+
 @dataclass(frozen=True)
 class Query:
     """A question made ready for retrieval: follow-ups carry the earlier question's subject."""
@@ -53,7 +57,7 @@ class Query:
 
 
 def make_query(question: str, history: Sequence[str] = (), asked_on: date | None = None,
-               settings: RetrievalSettings = RetrievalSettings(), dated: bool = True) -> Query:
+               settings: RetrievalSettings = DEFAULT_RETRIEVAL, dated: bool = True) -> Query:
     """`dated`: the asked-on date was stated, so a question without time words is about the days before it."""
     text = question
     if history and is_follow_up(question):
@@ -81,7 +85,7 @@ def retrieve_many(
     embedder: Embedder,
     queries: Sequence[Query],
     top_k: int = 10,
-    settings: RetrievalSettings = RetrievalSettings(),
+    settings: RetrievalSettings = DEFAULT_RETRIEVAL,
 ) -> list[list[Hit]]:
     """Ranked passages per query; copies of one story collapse into one hit naming the other copies."""
     if not queries:
@@ -172,9 +176,10 @@ def _rank(generation: SearchIndex, query: Query, fused: dict[int, float], dense_
 
 
 def _date_factor(days: np.ndarray, query: Query, settings: RetrievalSettings) -> np.ndarray:
-    timeframe = query.timeframe
+    timeframe, asked_on = query.timeframe, query.asked_on
+    assert timeframe is not None and asked_on is not None  # make_query dates a question only with its day
     inside = (days >= timeframe.start.toordinal()) & (days <= timeframe.end.toordinal())
-    future = days > query.asked_on.toordinal() + 1
+    future = days > asked_on.toordinal() + 1
     factor = np.ones(len(days))
     factor[inside] += settings.date_weight * (2.0 if timeframe.explicit else 1.0)
     factor[future] *= 1.0 - settings.future_penalty
