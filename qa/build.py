@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.backend import STORE_VERSION, Backend, SearchIndex, StoredPassage, passage_id
-from qa.chunk import ChunkSettings, chunk_article, embed_text
+from qa.backend import STORE_VERSION, Backend, ReusableIndex, SearchIndex, StoredPassage, passage_id
+from qa.chunk import DEFAULT_CHUNKING, ChunkSettings, chunk_article, embed_text
 from qa.dedupe import find_duplicates
 from qa.embed import Embedder
 from qa.errors import NothingIndexed
@@ -66,12 +67,12 @@ def build_index(
     corpus: str | Path,
     index: str | Path | Backend,
     embedder: Embedder,
-    settings: ChunkSettings = ChunkSettings(),
+    settings: ChunkSettings = DEFAULT_CHUNKING,
     progress: Progress | None = None,
 ) -> BuildReport:
     """Bring the index up to date with the corpus and make the result the live generation."""
     started = time.perf_counter()
-    backend = index if hasattr(index, "writer") else EmbeddedBackend(index)
+    backend = EmbeddedBackend(index) if isinstance(index, str | os.PathLike) else index
     report = BuildReport(corpus=str(corpus), index_dir=backend.location)
     tell = progress or (lambda stage, done, total: None)
     with backend.lock():
@@ -85,7 +86,7 @@ def build_index(
     return report
 
 
-def _reusable(previous: SearchIndex | None, embedder: Embedder) -> SearchIndex | None:
+def _reusable(previous: ReusableIndex | None, embedder: Embedder) -> ReusableIndex | None:
     """The live generation when it was built by this model (else nothing of it is reused)."""
     if previous is not None and (previous.model_id, previous.dimension) != (embedder.model_id, embedder.dimension):
         previous.close()
@@ -93,12 +94,17 @@ def _reusable(previous: SearchIndex | None, embedder: Embedder) -> SearchIndex |
     return previous
 
 
-def _build(corpus, backend: Backend, previous: SearchIndex | None, embedder: Embedder, settings: ChunkSettings,
+def _build(corpus, backend: Backend, previous: ReusableIndex | None, embedder: Embedder, settings: ChunkSettings,
            report: BuildReport, tell: Progress) -> None:
-    same_layout = previous is not None and previous.manifest.get("store_version") == STORE_VERSION
-    incremental = same_layout and previous.manifest.get("chunking") == settings.as_dict()
+    # the previous generation when it has this layout (one of an older layout lends only its vectors), and
+    # the one this build adds to when its chunking is this build's too
+    same_layout = (previous if isinstance(previous, SearchIndex)
+                   and previous.manifest.get("store_version") == STORE_VERSION else None)
+    base = (same_layout if same_layout is not None and same_layout.manifest.get("chunking") == settings.as_dict()
+            else None)
+    incremental = base is not None
     tell("reading", 0, 0)
-    ingested = read_corpus(corpus, previous.sources() if incremental else None)
+    ingested = read_corpus(corpus, base.sources() if base is not None else None)
     old_hashes = previous.article_hashes() if previous is not None else {}
     if any(doc_id not in old_hashes for doc_id in ingested.kept):  # the index changed behind the file table
         ingested = read_corpus(corpus)
@@ -114,14 +120,14 @@ def _build(corpus, backend: Backend, previous: SearchIndex | None, embedder: Emb
     report.unchanged = len(hashes) - report.new - report.changed
     report.removed = len(set(old_hashes) - set(hashes))
     fingerprint = corpus_fingerprint(hashes, settings, embedder.model_id)
-    if same_layout and previous.manifest.get("fingerprint") == fingerprint:
-        report.up_to_date, report.generation = True, previous.name
-        report.passages = previous.manifest.get("passages", 0)
+    if same_layout is not None and same_layout.manifest.get("fingerprint") == fingerprint:
+        report.up_to_date, report.generation = True, same_layout.name
+        report.passages = same_layout.manifest.get("passages", 0)
         if report.files_unchanged < len(ingested.sources) and hasattr(backend, "save_sources"):
-            backend.save_sources(previous.name, ingested.sources)
+            backend.save_sources(same_layout.name, ingested.sources)
         return
 
-    writer = backend.writer(previous if incremental else None, embedder.dimension)
+    writer = backend.writer(base, embedder.dimension)
     fresh = [a for a in ingested.articles if not incremental or old_hashes.get(a.doc_id) != a.content_hash]
     chunked = _chunk(fresh, embedder, settings, tell)
     vectors = _embed(chunked, previous, embedder, report, tell)
@@ -134,7 +140,7 @@ def _build(corpus, backend: Backend, previous: SearchIndex | None, embedder: Emb
     if incremental:
         for doc_id in set(old_hashes) - set(hashes):
             writer.delete_article(doc_id)
-    duplicate_of, pairs = _duplicates(chunked, means_ids, means, previous if incremental else None, hashes)
+    duplicate_of, pairs = _duplicates(chunked, means_ids, means, base, hashes)
     report.duplicates = len(duplicate_of)
     manifest = {
         "model": embedder.model_id,
@@ -170,7 +176,7 @@ def _chunk(articles: list[Article], embedder: Embedder, settings: ChunkSettings,
     return chunked
 
 
-def _embed(chunked, previous: SearchIndex | None, embedder: Embedder, report: BuildReport, tell: Progress
+def _embed(chunked, previous: ReusableIndex | None, embedder: Embedder, report: BuildReport, tell: Progress
            ) -> list[np.ndarray]:
     """Each article's passage vectors: reused by embedded-text hash where the previous generation has them."""
     hashes = [p.embed_hash for _, passages, _ in chunked for p in passages]
@@ -212,7 +218,10 @@ def _duplicates(chunked, fresh_ids: list[str], fresh_means: list[np.ndarray], pr
     matrix = np.array(means, dtype=np.float32).reshape(len(means), -1)
 
     def text_of(doc_id: str) -> str:
-        return fresh[doc_id].text if doc_id in fresh else previous.article(doc_id).text
+        if doc_id in fresh:
+            return fresh[doc_id].text
+        assert previous is not None  # an article that is not fresh is the previous generation's
+        return previous.article(doc_id).text
 
     known = previous.duplicate_pairs() if previous is not None else ()
     known = [pair for pair in known if pair[0] not in fresh and pair[1] not in fresh]

@@ -32,6 +32,8 @@ class ChunkSettings:
         return asdict(self)
 
 
+DEFAULT_CHUNKING = ChunkSettings()
+
 def embed_text(title: str, passage_text: str) -> str:
     """What is embedded for a passage: the headline gives every passage its article's subject."""
     return f"{title}\n{passage_text}" if title else passage_text
@@ -57,7 +59,7 @@ def split_sentences(text: str, doc_id: str = "") -> list[Sentence]:
 
 
 def chunk_article(
-    article: Article, count_tokens: TokenCounter, settings: ChunkSettings = ChunkSettings()
+    article: Article, count_tokens: TokenCounter, settings: ChunkSettings = DEFAULT_CHUNKING
 ) -> tuple[list[Passage], list[Sentence]]:
     """Pack whole sentences into passages that fit the model, overlapping by whole sentences."""
     text = article.text
