@@ -3,6 +3,7 @@ compared for copies again, and the segments holding them are reused as they are.
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -190,3 +191,42 @@ def test_the_reader_calibration_is_kept_in_the_manifest_and_a_new_one_needs_no_e
     assert _segments(regenerated) == _segments(generation)
     assert reader_model_for(regenerated).min_answerable == 0.99
     assert reader_model_for(generation).min_answerable == bundled.min_answerable
+
+
+def test_an_index_of_layout_4_is_rebuilt_into_segments_reusing_every_vector(corpus, tmp_path):
+    """Layout 4 (one FAISS file and one SQLite store per generation, FAISS row = passage id): the first build of
+    this version reads its vectors by text hash and embeds nothing; the old generation is then served no more."""
+    import sqlite3
+
+    import faiss
+
+    index = tmp_path / "index"
+    build_index(corpus, index, FakeEmbedder())
+    built = load_generation(index)
+    passages = list(built.stored_passages())
+    old = index / "gen-20200101T000000000000"  # what version 4 wrote, made from the same passages
+    old.mkdir()
+    vectors = faiss.IndexFlatIP(built.dimension)
+    vectors.add(built.vectors([p.passage_id for p in passages]))
+    faiss.write_index(vectors, str(old / "vectors.faiss"))
+    with sqlite3.connect(old / "store.sqlite") as db:
+        db.execute("CREATE TABLE articles (doc_id TEXT, content_hash TEXT)")
+        db.executemany("INSERT INTO articles VALUES (?, ?)", built.article_hashes().items())
+        db.execute("CREATE TABLE passages (passage_id INTEGER, doc_id TEXT, start INTEGER, end INTEGER, "
+                   "embed_hash TEXT)")
+        db.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?)",
+                       [(row, p.doc_id, p.start, p.end, p.embed_hash) for row, p in enumerate(passages)])
+    db.close()
+    (old / "manifest.json").write_text(json.dumps({"store_version": 4, "model": built.model_id,
+                                                   "dimension": built.dimension}))
+    (index / "CURRENT").write_text(old.name + "\n")
+    for folder in index.iterdir():  # nothing of this version's layout is left
+        if folder.is_dir() and folder != old:
+            shutil.rmtree(folder)
+
+    embedder = FakeEmbedder()
+    report = build_index(corpus, index, embedder)
+    assert not report.up_to_date and embedder.embedded == [] and report.reused_vectors == len(passages)
+    rebuilt = load_generation(index)
+    assert rebuilt.manifest["store_version"] == qa.store.STORE_VERSION
+    assert {p.passage_id for p in rebuilt.stored_passages()} == {p.passage_id for p in passages}
