@@ -163,8 +163,9 @@ def test_dense_and_keyword_search_keep_to_a_day_range(tmp_path):
     query = FakeEmbedder().embed(["harbour works cranes"])
     _, dense = generation.dense_search(query, 10, days=(second, second))
     _, keyword = generation.keyword_search(["harbour"], 10, days=(second, second))
+    day_two = doc(generation, "Harbour works, day 2")
     for found in (dense[0][dense[0] >= 0], keyword):
-        assert found.size and {p.doc_id for p in generation.passages(found.tolist())} == {doc(generation, "Harbour works, day 2")}
+        assert found.size and {p.doc_id for p in generation.passages(found.tolist())} == {day_two}
     assert np.all(generation.keyword_search(["harbour"], 10)[0] > 0)
     assert len({p.doc_id for p in generation.passages(generation.keyword_search(["harbour"], 10)[1])}) == 3
 
