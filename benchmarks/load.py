@@ -203,8 +203,8 @@ def prepare(work: Path, index: str | None) -> tuple[Path, Path]:
     shutil.copytree(source, index_copy, ignore=shutil.ignore_patterns(".build.lock", ".tmp-*"))  # any layout
     corpus.mkdir()
     original = Path(json.loads((source / current / "manifest.json").read_text())["corpus"])
-    for item in [original] if original.is_file() else original.iterdir():
-        (corpus / item.name).symlink_to(item)  # read, never written: uploads go to corpus/uploads/
+    for item in [original] if original.is_file() else original.iterdir():  # copied: a build skips links
+        (shutil.copytree if item.is_dir() else shutil.copy2)(item, corpus / item.name)
     return corpus, index_copy
 
 
