@@ -192,9 +192,11 @@ class QdrantGeneration(BuiltWith):
         self.name: str = self.manifest["generation"]
         self._facts: dict[str, ArticleFacts] = {}
         self._hashes: dict[str, str] = {}
-        fields = ["doc_id", "day", "group", "content_hash"]
-        for point in _scroll(client, self.articles_collection, _match("kind", ["article"]), with_payload=fields):
+        fields = ["kind", "doc_id", "day", "group", "content_hash"]
+        for point in _scroll(client, self.articles_collection, with_payload=fields):  # a few table points besides
             payload = point.payload
+            if payload.get("kind") != "article":
+                continue
             self._facts[payload["doc_id"]] = ArticleFacts(payload["day"], payload["group"])
             self._hashes[payload["doc_id"]] = payload["content_hash"]
         self._passages: dict[int, StoredPassage] = {}
@@ -206,13 +208,16 @@ class QdrantGeneration(BuiltWith):
         return int(self.manifest["passages"])
 
     # -- search
-    def _remember(self, points: Iterable) -> None:
+    def _remember(self, points: Iterable) -> dict[int, StoredPassage]:
+        """The points' passages, kept (a bounded cache: questions ask for what their search returned)."""
         if len(self._passages) > _CACHE:
             self._passages = {}
+        found = {}
         for point in points:
             p = point.payload
-            self._passages[int(point.id)] = StoredPassage(int(point.id), p["doc_id"], p["start"], p["end"],
-                                                          p["embed_hash"])
+            found[int(point.id)] = StoredPassage(int(point.id), p["doc_id"], p["start"], p["end"], p["embed_hash"])
+        self._passages.update(found)
+        return found
 
     def dense_search(self, vectors: np.ndarray, k: int, days: DayRange | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -305,10 +310,12 @@ class QdrantGeneration(BuiltWith):
 
     # -- passages and articles
     def passages(self, ids: Sequence[int]) -> list[StoredPassage]:
-        missing = [int(i) for i in ids if int(i) not in self._passages]
+        cache = self._passages  # one dict throughout: another thread may start a new one meanwhile
+        known = {int(i): cache[int(i)] for i in ids if int(i) in cache}
+        missing = [int(i) for i in ids if int(i) not in known]
         if missing:
-            self._remember(self.client.retrieve(self.collection, missing, with_payload=PASSAGE_FIELDS))
-        return [self._passages[int(i)] for i in ids]
+            known.update(self._remember(self.client.retrieve(self.collection, missing, with_payload=PASSAGE_FIELDS)))
+        return [known[int(i)] for i in ids]
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
         found = {int(p.id): p.vector[DENSE] for p in self.client.retrieve(
@@ -375,9 +382,8 @@ class QdrantGeneration(BuiltWith):
                                  [tuple(s) for s in entry["skipped"]]) for path, entry in saved.items()}
 
     def article_passages(self, doc_id: str) -> list[StoredPassage]:
-        points = list(_scroll(self.client, self.collection, _match("doc_id", [doc_id]), PASSAGE_FIELDS))
-        self._remember(points)
-        return sorted((self._passages[int(p.id)] for p in points), key=lambda p: (p.start, p.end))
+        points = self._remember(_scroll(self.client, self.collection, _match("doc_id", [doc_id]), PASSAGE_FIELDS))
+        return sorted(points.values(), key=lambda p: (p.start, p.end))
 
     def vectors_by_hash(self, embed_hashes: Sequence[str]) -> dict[str, np.ndarray]:
         wanted = list(dict.fromkeys(embed_hashes))
