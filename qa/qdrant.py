@@ -33,10 +33,20 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from qa.backend import STORE_VERSION, ArticleFacts, BuiltWith, DayRange, FusedHits, StoredPassage, build_lock
+from qa.backend import (
+    STORE_VERSION,
+    ArticleFacts,
+    BuiltWith,
+    DayRange,
+    FusedHits,
+    SearchIndex,
+    StoredPassage,
+    build_lock,
+)
 from qa.chunk import embed_text
 from qa.errors import IndexCorrupt, IndexNotFound, QAError
 from qa.keyword import EMPTY, K1, B, bm25_idf, reader_idf, tokenize
@@ -143,7 +153,7 @@ def _scroll(client, collection: str, scroll_filter=None, with_payload=True, with
             return
 
 
-def _read_table(client, collection: str, name: str) -> object:
+def _read_table(client, collection: str, name: str) -> Any:
     parts, part = [], 0
     while True:
         found = client.retrieve(collection, [_table_point_id(name, part)], with_payload=True)
@@ -518,7 +528,7 @@ class QdrantBackend:
         """Replace the file table of generation `name` (a build that changed nothing read some files again)."""
         self._call(lambda: _write_sources(self.client, f"{self.alias}-{name}{ARTICLES}", sources))
 
-    def writer(self, previous: QdrantGeneration | None, dimension: int) -> QdrantWriter:
+    def writer(self, previous: SearchIndex | None, dimension: int) -> QdrantWriter:
         return QdrantWriter(self, previous if isinstance(previous, QdrantGeneration) else None, dimension)
 
     def rollback(self) -> str:
