@@ -335,3 +335,24 @@ def test_the_chat_service_answers_from_a_qdrant_index_and_switches_with_it(tmp_p
     build_index(corpus, backend, FakeEmbedder())  # as a build process on another machine would
     assert service.refresh() and "ferry" in service.generation.doc_ids()
     service.close()
+
+
+def test_the_command_line_moves_an_index_to_qdrant_without_embedding_and_asks_it_without_flags(
+        tmp_path, corpus, monkeypatch, capsys):
+    import qa.cli
+
+    tokenizer = FakeEmbedder()
+    monkeypatch.setattr(qa.cli, "_embedder", lambda settings: tokenizer)
+    embedded, moved = str(tmp_path / "embedded"), str(tmp_path / "moved")
+    assert qa.cli.main(["build", "--corpus", str(corpus), "--index", embedded, "--json"]) == 0
+    built = json.loads(capsys.readouterr().out)
+    tokenizer.embedded.clear()
+    assert qa.cli.main(["build", "--corpus", str(corpus), "--index", moved, "--backend", "qdrant",
+                        "--vectors-from", embedded, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["passages"] == built["passages"] and tokenizer.embedded == []  # every vector was copied
+    assert json.loads((Path(moved) / "backend.json").read_text())["backend"] == "qdrant"
+    assert qa.cli.main(["ask", "--index", moved, "--json", "How much does the tram extension cost?"]) == 0
+    assert "48 million euros" in json.loads(capsys.readouterr().out)["answer"]
+    assert qa.cli.main(["stats", "--index", moved, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["backend"] == "qdrant"
