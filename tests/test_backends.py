@@ -287,6 +287,19 @@ def test_hybrid_search_in_the_engine_ranks_as_our_fusion_of_the_two_lists(tmp_pa
         assert np.allclose([h.keyword_score for h in a if h.keyword_score], [h.keyword_score for h in b if
                                                                               h.keyword_score], rtol=1e-4)
 
+    # with a day range, in the same request: the fusion of the two filtered lists
+    days = (date(2025, 3, 10).toordinal(), date(2025, 3, 17).toordinal())
+    vector, terms = embedder.embed(["tram riders orchard frost"]), tokenize("tram riders orchard frost")
+    fused = generation.hybrid_search(vector, [terms], 4, 60, days)[0]
+    _, dense = generation.dense_search(vector, 4, days)
+    _, keyword = generation.keyword_search(terms, 4, days)
+    expected: dict[int, float] = {}
+    for ranked in (dense[0].tolist(), keyword.tolist()):
+        for rank, pid in enumerate(p for p in ranked if p >= 0):
+            expected[pid] = expected.get(pid, 0.0) + 1 / (60 + rank + 1)
+    assert dict(zip(fused.ids, fused.scores, strict=True)) == pytest.approx(expected)
+    assert all(days[0] <= generation.facts(p.doc_id).day <= days[1] for p in generation.passages(fused.ids))
+
 
 def test_the_sample_corpus_gives_the_same_top_articles_and_answers_with_both_backends(tmp_path):
     from qa.answer import ask_many
