@@ -150,12 +150,17 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     if args.progress_json:
         return _build_reporting(settings)
     _check_corpus(settings.corpus)
-    report = _build_with(settings, args.vectors_from, progress=sys.stderr.isatty())
+    report = _build_with(settings, args.vectors_from, progress=_print_stage if sys.stderr.isatty() else None)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         _print_report(report)
     return 0
+
+
+def _print_stage(stage: str, done: int, total: int) -> None:
+    """A build's progress on a terminal: a line per step of each stage."""
+    print(f"{stage} {done}/{total}" if total else stage, file=sys.stderr, flush=True)
 
 
 def _check_corpus(corpus: str) -> None:

@@ -190,6 +190,14 @@ def test_build_progress_json_prints_stages_then_the_report(tmp_path, monkeypatch
     assert "no article files found" in failure["error"] and failure["report"]["files"] == 0
 
 
+def test_build_on_a_terminal_prints_its_stages(tmp_path, monkeypatch, capsys):
+    corpus = write_articles(tmp_path / "corpus", NEWS)
+    monkeypatch.setattr(qa.cli, "_embedder", lambda args: FakeEmbedder())
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert qa.cli.main(["build", "--corpus", str(corpus), "--index", str(tmp_path / "index")]) == 0
+    assert "embedding 3/3" in capsys.readouterr().err.splitlines()
+
+
 def test_build_status_describes_each_stage():
     assert BuildStatus(running=True, phase="reading").describe() == "reading and chunking articles"
     status = BuildStatus(running=True, phase="embedding", done=64, total=150)
