@@ -112,6 +112,8 @@ def report_from(data: dict | None) -> BuildReport | None:
 def build_cpus() -> set[int] | None:
     """The CPUs the child may use: the upper half of this process's (at least one), so that a multi-threaded
     embedder in the child sizes itself to them and a core stays the server's; None on a single CPU."""
+    if not hasattr(os, "sched_getaffinity"):  # not Linux: the child shares the CPUs, at its lower priority
+        return None
     cpus = sorted(os.sched_getaffinity(0))
     return set(cpus[len(cpus) // 2 :]) if len(cpus) > 1 else None
 
