@@ -1,7 +1,7 @@
 """Rebuild times users wait on: nothing changed, and 10 articles added, on a built evaluation index and on a
 corpus ten times its size.
 
-Usage: python benchmarks/incremental_build.py --index /tmp/idx [--added 10] [--scale 10]
+Usage: python benchmarks/incremental_build.py --index /tmp/idx [--added 10] [--scale 10] [--rounds 3]
 
 The index must be a build of ../shared/eval/realtimeqa/corpus.jsonl.gz (`python -m qa build`). It is copied
 to a scratch folder first (the given index is not changed), with a copy of the corpus file. Times, in separate
@@ -16,6 +16,9 @@ its original's passages (offsets shifted by the new first line), sentences, vect
 one segment with no HNSW graph (a build that adds articles does not read the graph) and no duplicate groups
 (the added articles are still compared with every article). The seeded index is what a build of that corpus
 would be up to those vectors, so the timed builds do what they would do on it.
+
+Each round adds --added further articles to every corpus in turn (side by side, as the machine's load drifts);
+the medians over --rounds rounds are compared.
 """
 
 from __future__ import annotations
@@ -67,20 +70,26 @@ def read_records(path: Path) -> list[dict]:
         return [json.loads(line) for line in lines if line.strip()]
 
 
-def add_articles(corpus: Path, records: list[dict], count: int) -> None:
-    with (corpus / "added.jsonl").open("w", encoding="utf-8") as out:
-        for number, record in enumerate(records[:count], start=1):
-            out.write(json.dumps(altered(record, f"added-{number}", f"Update {number}: ", title=True)) + "\n")
+def add_articles(corpus: Path, records: list[dict], count: int, round_: int) -> None:
+    """`count` articles new to the corpus (round `round_` takes the next ones), in a file of their own."""
+    chosen = records[round_ * count : (round_ + 1) * count]
+    with (corpus / f"added-{round_}.jsonl").open("w", encoding="utf-8") as out:
+        for number, record in enumerate(chosen, start=1):
+            tag = f"added-{round_}-{number}"
+            out.write(json.dumps(altered(record, tag, f"Update {round_}.{number}: ", title=True)) + "\n")
 
 
-def run(label: str, corpus: Path, index: Path, records: list[dict], added: int) -> float:
+def prepare(label: str, corpus: Path, index: Path) -> None:
     seconds, report = timed_build(corpus, index)  # reads the copied file once and remembers it
     print(f"{label}: first build after the copy {seconds:.1f} s (up to date: {report['up_to_date']}, "
           f"{report['passages']} passages)")
     seconds, report = timed_build(corpus, index)
     print(f"{label}: nothing changed {seconds:.2f} s wall, up to date: {report['up_to_date']}, "
           f"{report['files_unchanged']} of {report['files']} files not read")
-    add_articles(corpus, records, added)
+
+
+def add_and_time(label: str, corpus: Path, index: Path, records: list[dict], added: int, round_: int) -> float:
+    add_articles(corpus, records, added, round_)
     seconds, report = timed_build(corpus, index)
     print(f"{label}: {added} articles added {seconds:.2f} s wall ({report['seconds']:.2f} s in the build, "
           f"{report['embed_seconds']:.2f} s embedding), {report['new']} new, {report['embedded']} passages "
@@ -139,6 +148,7 @@ def main() -> None:
     parser.add_argument("--index", default="/tmp/idx")
     parser.add_argument("--added", type=int, default=10)
     parser.add_argument("--scale", type=int, default=1, help="also time a corpus this many times larger")
+    parser.add_argument("--rounds", type=int, default=3, help="additions timed per corpus (the median is used)")
     args = parser.parse_args()
     source = EVAL / "corpus.jsonl.gz"
     if not source.exists():
@@ -150,23 +160,31 @@ def main() -> None:
         shutil.copytree(args.index, index, ignore=shutil.ignore_patterns(".build.lock"))
         corpus.mkdir()
         shutil.copy(source, corpus / "corpus.jsonl.gz")
-        one = run("1x", corpus, index, records, args.added)
-        if args.scale <= 1:
-            return
-        big_corpus, big_index = scratch / f"corpus{args.scale}", scratch / f"index{args.scale}"
-        big_corpus.mkdir()
-        started = time.perf_counter()
-        with gzip.open(big_corpus / "corpus.jsonl.gz", "wt", encoding="utf-8", compresslevel=1) as out:
-            for copy in range(args.scale):
-                for record in records:
-                    if copy:
-                        record = altered(record, f"x{copy}", f"Copy {copy}: ", title=False)
-                    out.write(json.dumps(record) + "\n")
-        seed_scaled_index(Path(args.index), big_corpus / "corpus.jsonl.gz", big_index, args.scale)
-        print(f"{args.scale}x: corpus and index seeded in {time.perf_counter() - started:.0f} s")
-        shutil.rmtree(index)
-        big = run(f"{args.scale}x", big_corpus, big_index, records, args.added)
-        print(f"{args.added} added, {args.scale}x / 1x: {big / one:.2f}")
+        runs = [("1x", corpus, index)]
+        if args.scale > 1:
+            big_corpus, big_index = scratch / f"corpus{args.scale}", scratch / f"index{args.scale}"
+            big_corpus.mkdir()
+            started = time.perf_counter()
+            with gzip.open(big_corpus / "corpus.jsonl.gz", "wt", encoding="utf-8", compresslevel=1) as out:
+                for copy in range(args.scale):
+                    for record in records:
+                        if copy:
+                            record = altered(record, f"x{copy}", f"Copy {copy}: ", title=False)
+                        out.write(json.dumps(record) + "\n")
+            seed_scaled_index(Path(args.index), big_corpus / "corpus.jsonl.gz", big_index, args.scale)
+            print(f"{args.scale}x: corpus and index seeded in {time.perf_counter() - started:.0f} s")
+            runs.append((f"{args.scale}x", big_corpus, big_index))
+        for label, run_corpus, run_index in runs:
+            prepare(label, run_corpus, run_index)
+        times: dict[str, list[float]] = {label: [] for label, _, _ in runs}
+        for round_ in range(args.rounds):  # side by side: each round adds to every corpus in turn
+            for label, run_corpus, run_index in runs:
+                times[label].append(add_and_time(label, run_corpus, run_index, records, args.added, round_))
+        medians = {label: float(np.median(values)) for label, values in times.items()}
+        for label, median in medians.items():
+            print(f"{label}: {args.added} articles added, median of {args.rounds}: {median:.2f} s")
+        if args.scale > 1:
+            print(f"{args.added} added, {args.scale}x / 1x: {medians[f'{args.scale}x'] / medians['1x']:.2f}")
 
 
 if __name__ == "__main__":

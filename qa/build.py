@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -140,7 +140,8 @@ def _build(corpus, backend: Backend, previous: ReusableIndex | None, embedder: E
     if incremental:
         for doc_id in set(old_hashes) - set(hashes):
             writer.delete_article(doc_id)
-    duplicate_of, pairs = _duplicates(chunked, means_ids, means, base, hashes)
+    duplicate_of, pairs = _duplicates(chunked, means_ids, means, base, hashes,
+                                      embedder.dimension)
     report.duplicates = len(duplicate_of)
     manifest = {
         "model": embedder.model_id,
@@ -204,18 +205,24 @@ def _mean(vectors: np.ndarray, dimension: int) -> np.ndarray:
 
 
 def _duplicates(chunked, fresh_ids: list[str], fresh_means: list[np.ndarray], previous: SearchIndex | None,
-                hashes: dict[str, str]) -> tuple[dict[str, str], list[tuple[str, str]]]:
+                hashes: dict[str, str], dimension: int) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """Copies of one story among all live articles; with a previous generation, only the fresh articles are
     compared and its confirmed pairs between articles that stay are kept."""
     fresh = {article.doc_id: article for article, _, _ in chunked}
-    doc_ids, means, dates = list(fresh_ids), list(fresh_means), [fresh[d].publish_date for d in fresh_ids]
+    doc_ids = list(fresh_ids)
+    matrix = np.array(fresh_means, dtype=np.float32).reshape(len(fresh_means), dimension)
     if previous is not None:
         old_ids, old_means = previous.article_means()
         keep = [i for i, doc_id in enumerate(old_ids) if doc_id in hashes and doc_id not in fresh]
         doc_ids += [old_ids[i] for i in keep]
-        means += list(old_means[keep])
-        dates += [_iso(previous.facts(old_ids[i]).day) for i in keep]
-    matrix = np.array(means, dtype=np.float32).reshape(len(means), -1)
+        matrix = np.concatenate([matrix, old_means[keep]])
+
+    def date_of(doc_id: str) -> str | None:  # asked only for the members of a story's copies
+        if doc_id in fresh:
+            return fresh[doc_id].publish_date
+        assert previous is not None
+        day = previous.facts(doc_id).day
+        return date.fromordinal(day).isoformat() if day > 0 else None
 
     def text_of(doc_id: str) -> str:
         if doc_id in fresh:
@@ -225,13 +232,7 @@ def _duplicates(chunked, fresh_ids: list[str], fresh_means: list[np.ndarray], pr
 
     known = previous.duplicate_pairs() if previous is not None else ()
     known = [pair for pair in known if pair[0] not in fresh and pair[1] not in fresh]
-    return find_duplicates(doc_ids, matrix, dates, text_of, set(fresh) if previous is not None else None, known)
-
-
-def _iso(day: int) -> str | None:
-    from datetime import date
-
-    return date.fromordinal(day).isoformat() if day > 0 else None
+    return find_duplicates(doc_ids, matrix, date_of, text_of, set(fresh) if previous is not None else None, known)
 
 
 def corpus_fingerprint(hashes: dict[str, str], settings: ChunkSettings, model_id: str) -> str:

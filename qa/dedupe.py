@@ -25,7 +25,7 @@ def containment(a: set[int], b: set[int]) -> float:
 def find_duplicates(
     doc_ids: Sequence[str],
     means: np.ndarray,
-    dates: Sequence[str | None],
+    date_of: Callable[[str], str | None],
     text_of: Callable[[str], str],
     changed: Collection[str] | None = None,
     known_pairs: Sequence[tuple[str, str]] = (),
@@ -51,7 +51,7 @@ def find_duplicates(
         pair = (doc_ids[min(i, j)], doc_ids[max(i, j)])
         if pair not in pairs and containment(words(i), words(j)) >= MIN_CONTAINMENT:
             pairs.add(pair)
-    return _canonical(doc_ids, dates, pairs), sorted(pairs)
+    return _canonical(date_of, pairs), sorted(pairs)
 
 
 def _candidates(means: np.ndarray, rows: list[int], block: int = 1024) -> list[tuple[int, int]]:
@@ -69,7 +69,7 @@ def _candidates(means: np.ndarray, rows: list[int], block: int = 1024) -> list[t
     return found
 
 
-def _canonical(doc_ids: Sequence[str], dates: Sequence[str | None], pairs: set[tuple[str, str]]) -> dict[str, str]:
+def _canonical(date_of: Callable[[str], str | None], pairs: set[tuple[str, str]]) -> dict[str, str]:
     parent = {doc_id: doc_id for pair in pairs for doc_id in pair}
 
     def root(doc_id: str) -> str:
@@ -80,13 +80,12 @@ def _canonical(doc_ids: Sequence[str], dates: Sequence[str | None], pairs: set[t
 
     for a, b in sorted(pairs):
         parent[root(b)] = root(a)
-    date_of = dict(zip(doc_ids, dates, strict=True))
     groups: dict[str, list[str]] = {}
     for doc_id in parent:
         groups.setdefault(root(doc_id), []).append(doc_id)
     duplicate_of = {}
     for members in groups.values():
-        members.sort(key=lambda m: (date_of[m] or "9999", m))
+        members.sort(key=lambda m: (date_of(m) or "9999", m))
         for member in members[1:]:
             duplicate_of[member] = members[0]
     return duplicate_of

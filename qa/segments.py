@@ -81,12 +81,12 @@ class Segment:
         check_files(path, self.manifest, digests=check)
         self.db = sqlite3.connect(f"file:{path / DATABASE}?mode=ro", uri=True, check_same_thread=False)
         self.lock = threading.Lock()
-        articles = self.db.execute("SELECT doc_id, publish_date, source, content_hash, origin FROM articles "
+        articles = self.db.execute("SELECT doc_id, publish_date, content_hash FROM articles "
                                    "ORDER BY row").fetchall()
         self.articles = [row[0] for row in articles]
         self.article_rows = {row[0]: i for i, row in enumerate(articles)}
         self.dates = [row[1] for row in articles]
-        self.hashes = {row[0]: row[3] for row in articles}
+        self.hashes = {row[0]: row[2] for row in articles}
         if self.manifest.get("articles") != len(articles):
             raise ValueError(f"segment {self.name}: article count differs from its manifest")
         self._vectors: np.ndarray | None = None

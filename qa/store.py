@@ -122,13 +122,18 @@ class Generation(BuiltWith):
             self.path / "duplicates.json").exists() else {}
         self._duplicate_of: dict[str, str] = duplicate_of.get("duplicate_of", {})
         self._pairs = [tuple(pair) for pair in duplicate_of.get("pairs", [])]
-        self._facts: dict[str, ArticleFacts] = {}
+        self._lock = threading.Lock()
+
+    @cached_property
+    def _facts(self) -> dict[str, ArticleFacts]:
+        """Each live article's day and story (made when first asked: a build adding articles needs few)."""
+        facts = {}
         for doc_id, number in self._home.items():
             segment = self.segments[number]
             published = segment.dates[segment.article_rows[doc_id]]
             day = date.fromisoformat(published).toordinal() if published else -1
-            self._facts[doc_id] = ArticleFacts(day, self._duplicate_of.get(doc_id, doc_id))
-        self._lock = threading.Lock()
+            facts[doc_id] = ArticleFacts(day, self._duplicate_of.get(doc_id, doc_id))
+        return facts
 
     @cached_property
     def live(self) -> list[np.ndarray]:
