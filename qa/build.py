@@ -26,6 +26,7 @@ from qa.ingest import read_corpus
 from qa.store import EmbeddedBackend
 from qa.types import Article, Sentence, Skipped
 
+EMBED_BATCH = 256  # passages embedded between two progress reports
 Progress = Callable[[str, int, int], None]  # (stage, done, total): "reading", "chunking", "embedding", "writing"
 
 
@@ -185,13 +186,13 @@ def _embed(chunked, previous: ReusableIndex | None, embedder: Embedder, report: 
     missing = list(dict.fromkeys(h for h in hashes if h not in known))
     texts_by_hash = {p.embed_hash: embed_text(a.title, a.text[p.start : p.end])
                      for a, passages, _ in chunked for p in passages if p.embed_hash not in known}
-    tell("embedding", 0, len(missing))
     started = time.perf_counter()
-    fresh = embedder.embed([texts_by_hash[h] for h in missing]) if missing else None
-    report.embed_seconds = time.perf_counter() - started
+    for start in range(0, len(missing), EMBED_BATCH):  # in batches, so that progress shows between them
+        tell("embedding", start, len(missing))
+        batch = missing[start : start + EMBED_BATCH]
+        known.update(zip(batch, embedder.embed([texts_by_hash[h] for h in batch]), strict=True))
     tell("embedding", len(missing), len(missing))
-    for embed_hash, vector in zip(missing, fresh if fresh is not None else [], strict=True):
-        known[embed_hash] = vector
+    report.embed_seconds = time.perf_counter() - started
     report.embedded = len(missing)
     report.reused_vectors = len(hashes) - len(missing)
     return [np.array([known[p.embed_hash] for p in passages], dtype=np.float32).reshape(len(passages), -1)
