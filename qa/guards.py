@@ -10,11 +10,15 @@ import tempfile
 import threading
 import time
 from collections import deque
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from qa.errors import QAError
 from qa.service import ChatService, TooManyAttempts
 from qa.uploads import MAX_UPLOAD_BYTES, MAX_UPLOAD_FILES, upload_name_problem
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 # Any other request (a question, a chat with its messages) holds at most this much: the page's largest, a chat
 # of MAX_CHAT_MESSAGES answers, is about a fifth of it.
@@ -165,7 +169,7 @@ class RefuseUploadPaths:
             header_name.clear()
             header_value.clear()
 
-        callbacks = {
+        callbacks: MultipartCallbacks = {
             "on_header_field": lambda data, start, end: header_name.extend(data[start:end]),
             "on_header_value": lambda data, start, end: header_value.extend(data[start:end]),
             "on_header_end": header_end,

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from qa.backend import SearchIndex
 from qa.config import Settings
 from qa.errors import QAError
 from qa.guards import ADMIN_COOKIE, UPLOAD_CACHE_SECONDS
@@ -23,7 +24,6 @@ from qa.render import (
     summary_json,
 )
 from qa.service import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS, BuildStatus, ChatService, QuestionRefused
-from qa.store import Generation
 from qa.types import Answer
 from qa.uploads import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES
 
@@ -111,7 +111,7 @@ def build_ui(service: ChatService, examples: Sequence[str] = (), settings: Setti
     def new_chat():
         return [], [], _VIEWER_HINT, ""
 
-    def answered(question: object, history: object) -> tuple[Answer, Generation]:
+    def answered(question: object, history: object) -> tuple[Answer, SearchIndex]:
         question = question.strip() if isinstance(question, str) else ""
         if question_problem(question):
             raise refuse(f"Give a question of 1 to {MAX_QUESTION_CHARS} characters.")
@@ -241,10 +241,10 @@ def build_ui(service: ChatService, examples: Sequence[str] = (), settings: Setti
         api_result = gr.JSON(label="result", visible=False)
         api_upload, api_rebuild = gr.Button(visible=False), gr.Button(visible=False)
 
-        page = {"api_visibility": "undocumented"}  # the page's HTML events; scripts use the JSON API
+        # The page's HTML events are "undocumented" (callable, not listed): scripts use the JSON API.
         chat_inputs, chat_outputs = [question, chatbot, asked], [question, chatbot, asked]
-        question.submit(respond, chat_inputs, chat_outputs, api_name="page_chat",
-                        concurrency_limit=answering, **page).then(None, js=_SHOW_NEWEST_JS)
+        question.submit(respond, chat_inputs, chat_outputs, api_name="page_chat", api_visibility="undocumented",
+                        concurrency_limit=answering).then(None, js=_SHOW_NEWEST_JS)
         ask_button.click(respond, chat_inputs, chat_outputs, api_visibility="private",
                          concurrency_limit=answering).then(None, js=_SHOW_NEWEST_JS)
         if examples:
@@ -261,12 +261,13 @@ def build_ui(service: ChatService, examples: Sequence[str] = (), settings: Setti
         # admin password set, the upload route stores nothing without it (RefuseUploadPaths).
         password.change(None, [password], None, js=_ADMIN_COOKIE_JS, queue=False)
         index_outputs = [summary_html, chart]
-        demo.load(show_index, None, index_outputs, api_name="page_index", **page)
+        demo.load(show_index, None, index_outputs, api_name="page_index", api_visibility="undocumented")
         index_tab.select(show_index, None, index_outputs, api_visibility="private")
-        add_button.click(add_files, [files, password], [build_html, files], api_name="page_upload", **page)
+        add_button.click(add_files, [files, password], [build_html, files], api_name="page_upload",
+                         api_visibility="undocumented")
         # Not queued behind a running rebuild: a second press must be refused at once, not run afterwards.
         rebuild_button.click(rebuild, [files, password], [build_html, files, *index_outputs],
-                             api_name="page_rebuild", concurrency_limit=None, **page)
+                             api_name="page_rebuild", api_visibility="undocumented", concurrency_limit=None)
         api_upload.click(upload_json, [api_files, api_password], api_result, api_name="upload")
         api_rebuild.click(rebuild_json, [api_password], api_result, api_name="rebuild", concurrency_limit=None)
     return demo

@@ -197,6 +197,7 @@ class RebuildRunner:
                 process = self._spawn(errors)
                 if process is None:
                     return
+                assert process.stdout is not None  # _spawn pipes it
                 for line in process.stdout:
                     event = _event(line)
                     if "stage" in event:

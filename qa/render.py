@@ -10,8 +10,8 @@ from dataclasses import asdict
 from urllib.parse import quote, unquote, urlsplit
 
 from qa.answer import NOT_FOUND
+from qa.backend import SearchIndex
 from qa.service import BuildStatus, IndexSummary
-from qa.store import Generation
 from qa.types import Answer, Article, Citation, Hit, Sentence
 
 CLOSEST_PASSAGES = 3  # articles shown under a "not found" verdict, one passage each
@@ -73,7 +73,7 @@ def render_question(question: str) -> str:
     return text_html(question)
 
 
-def render_answer(answer: Answer, generation: Generation) -> str:
+def render_answer(answer: Answer, generation: SearchIndex) -> str:
     """An answer as chat HTML: the answer phrase in bold, quotes with clickable [n] markers, then the numbered
     sources with their quotes highlighted in context; for an abstention, the closest passages. A hidden copy in
     plain text (plain_answer) goes with it: the message's Copy button copies that, not the HTML."""
@@ -95,7 +95,7 @@ def render_answer(answer: Answer, generation: Generation) -> str:
             + _plain_html(plain_answer(answer, generation)))
 
 
-def plain_answer(answer: Answer, generation: Generation) -> str:
+def plain_answer(answer: Answer, generation: SearchIndex) -> str:
     """An answer as plain text, what the chat's Copy button copies and the API's `/chat` returns: the answer
     (phrase, then each quote with its [n]), then the numbered sources with title, outlet, date and link; for an
     abstention, the verdict and the closest articles."""
@@ -129,11 +129,11 @@ def _plain_html(text: str) -> str:
     return f'<div class="qa-plain" hidden>{html.escape(text)}</div>'
 
 
-def _link(generation: Generation, citation: Citation) -> str:
+def _link(generation: SearchIndex, citation: Citation) -> str:
     return open_link(generation.name, citation.doc_id, citation.start, citation.end)
 
 
-def _render_source(quotes: list[Citation], hits: Sequence[Hit], generation: Generation) -> str:
+def _render_source(quotes: list[Citation], hits: Sequence[Hit], generation: SearchIndex) -> str:
     """One source: [n], title, outlet, date, link, and its quotes highlighted in their context."""
     first = quotes[0]
     text = generation.article(first.doc_id).text
@@ -176,7 +176,7 @@ def _merge(windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def _closest(hits: Sequence[Hit], generation: Generation) -> list[tuple[Hit, Article]]:
+def _closest(hits: Sequence[Hit], generation: SearchIndex) -> list[tuple[Hit, Article]]:
     """The best passage of each of the first CLOSEST_PASSAGES articles among `hits`."""
     closest: dict[str, tuple[Hit, Article]] = {}
     for hit in hits:
@@ -185,7 +185,7 @@ def _closest(hits: Sequence[Hit], generation: Generation) -> list[tuple[Hit, Art
     return list(closest.values())
 
 
-def _render_abstention(answer: Answer, generation: Generation) -> str:
+def _render_abstention(answer: Answer, generation: SearchIndex) -> str:
     """The verdict first, then one short passage from each of the closest articles."""
     items = []
     for hit, article in _closest(answer.passages, generation):

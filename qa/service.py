@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.answer import ask
-from qa.backend import Backend
+from qa.backend import Backend, SearchIndex
 from qa.build import BuildReport, build_index
 from qa.embed import Embedder
 from qa.errors import IndexNotFound, QAError
@@ -25,7 +25,7 @@ from qa.fold import fold_invisible
 from qa.ingest import normalize_text
 from qa.rebuild import BuildStatus, RebuildRunner, build_command
 from qa.rebuild import RebuildRunning as RebuildRunning  # raised by start_rebuild: callers catch it from here
-from qa.store import EmbeddedBackend, Generation
+from qa.store import EmbeddedBackend
 from qa.types import Answer, Article
 from qa.uploads import store_uploads
 
@@ -77,7 +77,10 @@ class _Pending:
     """Texts of one caller waiting for the model, and their vectors (or the error) once embedded."""
 
     def __init__(self, texts: list[str]):
-        self.texts, self.vectors, self.error, self.done = texts, None, None, False
+        self.texts = texts
+        self.vectors: np.ndarray | None = None
+        self.error: Exception | None = None
+        self.done = False
 
 
 class _SharedEmbedder:
@@ -109,6 +112,7 @@ class _SharedEmbedder:
                 break
         if mine.error is not None:
             raise mine.error
+        assert mine.vectors is not None  # done without an error: embedded
         return mine.vectors
 
     def _embed_pending(self) -> None:
@@ -154,7 +158,7 @@ class ChatService:
         self._lock = threading.Lock()
         self._swapping = threading.Lock()
         self._recovering = threading.Lock()
-        self._recent: OrderedDict[str, Generation] = OrderedDict()
+        self._recent: OrderedDict[str, SearchIndex] = OrderedDict()
         self._summaries: dict[str, IndexSummary] = {}
         self._generation = self._load()
         command = rebuild_command or build_command(self.corpus, self.index_dir, embedder)
@@ -179,14 +183,14 @@ class ChatService:
         return thread
 
     @property
-    def generation(self) -> Generation:
+    def generation(self) -> SearchIndex:
         return self._generation
 
     @property
     def admin_required(self) -> bool:
         return bool(self.admin_password)
 
-    def ask(self, question: str, history: Sequence[str] = ()) -> tuple[Answer, Generation]:
+    def ask(self, question: str, history: Sequence[str] = ()) -> tuple[Answer, SearchIndex]:
         """Answer from the current generation; the generation is returned so the caller renders from it.
         QuestionRefused when the question has nothing to search for."""
         question = clean_question(question)
@@ -203,7 +207,7 @@ class ChatService:
             generation = self._recover(generation, error)
         return ask(generation, self.embedder, question, history=history), generation
 
-    def find_article(self, generation_name: str, doc_id: str) -> tuple[Article, Generation]:
+    def find_article(self, generation_name: str, doc_id: str) -> tuple[Article, SearchIndex]:
         """An article as the named generation holds it (else the current one); KeyError when absent, and when
         the current generation no longer has it: an article removed from the corpus is not served any more."""
         with self._lock:
@@ -298,7 +302,7 @@ class ChatService:
         with self._swapping:
             return self._swap() if report.generation != self._generation.name else ""
 
-    def _load(self, fallback: bool = True) -> Generation:
+    def _load(self, fallback: bool = True) -> SearchIndex:
         """The current generation; with `fallback`, an older good one when the current one is damaged."""
         generation = self.backend.open(self.embedder.model_id, self.embedder.dimension, fallback)
         if generation.fallback_from is not None:
@@ -311,7 +315,7 @@ class ChatService:
                 self._recent.popitem(last=False)
         return generation
 
-    def _recover(self, damaged: Generation, error: Exception) -> Generation:
+    def _recover(self, damaged: SearchIndex, error: Exception) -> SearchIndex:
         """The generation served failed to read its store (damaged on disk while served): load the index again
         as at start-up, which checks every file and serves the newest good generation with a warning.
         IndexCorrupt, which says how to rebuild, when none loads."""
@@ -344,7 +348,7 @@ def clean_question(question: object) -> str:
     return " ".join(fold_invisible(normalize_text(question)).split()) if isinstance(question, str) else ""
 
 
-def summarize(generation: Generation) -> IndexSummary:
+def summarize(generation: SearchIndex) -> IndexSummary:
     manifest = generation.manifest
     dates = [a.publish_date for a in generation.iter_articles()]
     period, timeline = articles_per_period([date.fromisoformat(d) for d in dates if d])
@@ -363,7 +367,7 @@ def summarize(generation: Generation) -> IndexSummary:
     )
 
 
-def fallback_warning(generation: Generation) -> str:
+def fallback_warning(generation: SearchIndex) -> str:
     """Which generation could not be loaded and why, when `generation` is served in its place; else ""."""
     if generation.fallback_from is None:
         return ""
