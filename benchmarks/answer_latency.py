@@ -77,7 +77,8 @@ def main() -> None:
                 into.append((time.perf_counter() - t) * 1000)
     print(f"passages {len(generation.passages)}, questions {len(questions)} x {args.repeat}, "
           f"embedder {embedder.model_id}")
-    print(f"import {imported - started:.2f} s, index load {loaded - imported:.2f} s, model load {warmed - loaded:.2f} s")
+    print(f"import {imported - started:.2f} s, index load {loaded - imported:.2f} s, "
+          f"model load {warmed - loaded:.2f} s")
     print(f"in-process, asked-on dates: {summary(dated)} ms")
     print(f"in-process, no dates:       {summary(undated)} ms")
     if args.no_http:

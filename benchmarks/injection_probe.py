@@ -18,9 +18,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
+    from qa.build import build_index
     from qa.embedders import make_embedder
     from qa.service import ChatService
-    from qa.build import build_index
     from tests.test_hostile import ECHO, INJECTED_QUESTIONS, INJECTIONS, plant_injections
     from tests.webapp import sample_corpus_copy
 

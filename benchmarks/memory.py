@@ -65,9 +65,9 @@ def main() -> None:
     parser.add_argument("--fractions", default="0.25,0.5")
     parser.add_argument("--questions", type=int, default=30)
     args = parser.parse_args()
+    from qa.build import build_index
     from qa.embedders import make_embedder
     from qa.evaluate import read_questions
-    from qa.build import build_index
     from qa.store import load_generation
 
     questions = [q.question for q in read_questions(EVAL / "dev.jsonl")][: args.questions]

@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m qa", description="Question answering with verbatim, cited quotes over a folder of news articles."
+        prog="python -m qa",
+        description="Question answering with verbatim, cited quotes over a folder of news articles.",
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 

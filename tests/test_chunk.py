@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 
 from qa.chunk import ChunkSettings, chunk_article, embed_text, split_sentences
@@ -48,7 +50,7 @@ def test_passages_fit_the_budget_and_overlap_by_one_sentence():
     for p in passages:
         assert COUNT([p.text])[0] <= budget
     starts = {s.start: s for s in sentences}
-    for before, after in zip(passages, passages[1:]):
+    for before, after in itertools.pairwise(passages):
         first_of_next = starts[after.start]
         assert before.start < after.start < before.end  # exactly one sentence shared
         assert first_of_next.end == before.end

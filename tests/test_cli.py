@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from qa.cli import main
 from qa.build import build_index
+from qa.cli import main
 from tests.conftest import NEWS, ROOT, write_articles
 
 

@@ -6,12 +6,12 @@ import pytest
 
 import qa.embed
 import qa.embedders
+from qa.build import build_index
 from qa.config import Settings
 from qa.embed import SentenceTransformerEmbedder
-from qa.embedders import make_embedder
 from qa.embed_onnx import OnnxInt8Embedder
+from qa.embedders import make_embedder
 from qa.errors import QAError
-from qa.build import build_index
 from tests.conftest import FakeEmbedder, write_articles
 
 

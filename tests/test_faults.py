@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 import qa.cli
+from qa.build import build_index
 from qa.config import Settings
 from qa.errors import IndexCorrupt
 from qa.service import ChatService
-from qa.build import build_index
 from qa.store import CURRENT, Generation, load_generation
 from tests.conftest import NEWS, ROOT, FakeEmbedder, write_articles
 from tests.fake_build import fake_build_command

@@ -3,9 +3,9 @@
 import pytest
 
 from qa.answer import ask
+from qa.build import build_index
 from qa.chunk import ChunkSettings, chunk_article
 from qa.ingest import QUESTION_FILE, read_corpus
-from qa.build import build_index
 from qa.store import load_generation
 from tests.conftest import ROOT
 
@@ -42,7 +42,7 @@ def test_offsets_are_exact_over_the_whole_evaluation_corpus(eval_dir, product_em
             text = article.text[sentence.start : sentence.end]
             assert text == text.strip() and text
             covered[sentence.start : sentence.end] = b"\x01" * (sentence.end - sentence.start)
-        lost = [c for c, seen in zip(article.text, covered) if not seen and not c.isspace()]
+        lost = [c for c, seen in zip(article.text, covered, strict=True) if not seen and not c.isspace()]
         assert not lost, (article.doc_id, "".join(lost)[:80])  # every visible character is in a sentence
         count += len(passages)
     assert count > 20000

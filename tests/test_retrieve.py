@@ -9,9 +9,10 @@ from qa.timeframe import question_timeframe
 from tests.conftest import FakeEmbedder
 
 ASKED = date(2025, 7, 16)
+DEFAULTS = RetrievalSettings()
 
 
-def _run(generation, question, settings=RetrievalSettings(), top_k=10, history=(), asked_on=ASKED):
+def _run(generation, question, settings=DEFAULTS, top_k=10, history=(), asked_on=ASKED):
     query = make_query(question, history, asked_on, settings)
     return retrieve_many(generation, FakeEmbedder(), [query], top_k, settings)[0]
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from qa.answer import ask
-from qa.errors import BuildInProgress, IndexCorrupt, IndexNotFound, ModelMismatch, NothingIndexed
-from qa.build import build_index
 from qa.backend import build_lock
+from qa.build import build_index
+from qa.errors import BuildInProgress, IndexCorrupt, IndexNotFound, ModelMismatch, NothingIndexed
 from qa.store import CURRENT, load_generation
 from tests.conftest import NEWS, ROOT, FakeEmbedder, write_articles
 

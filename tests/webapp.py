@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+from qa.build import build_index
 from qa.config import Settings
 from qa.service import ChatService
-from qa.build import build_index
 from tests.conftest import ROOT, FakeEmbedder
 from tests.fake_build import fake_build_command
 
