@@ -71,8 +71,9 @@ def read_records(path: Path) -> list[dict]:
 
 
 def add_articles(corpus: Path, records: list[dict], count: int, round_: int) -> None:
-    """`count` articles new to the corpus (round `round_` takes the next ones), in a file of their own."""
-    chosen = records[round_ * count : (round_ + 1) * count]
+    """The first `count` articles again, under ids and with an update line new in each round (the same work in
+    every round), in a file of their own."""
+    chosen = records[:count]
     with (corpus / f"added-{round_}.jsonl").open("w", encoding="utf-8") as out:
         for number, record in enumerate(chosen, start=1):
             tag = f"added-{round_}-{number}"
