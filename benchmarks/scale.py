@@ -1,12 +1,14 @@
 """The embedded backend at 1,000,000 passages: build time without embedding, peak memory, size on disk, answer
 latency with flat and HNSW search, and HNSW recall@10 against flat on real question vectors.
 
-Usage: python benchmarks/scale.py [--passages 1000000] [--work /tmp/scale] [--rounds 3]
+Usage: python benchmarks/scale.py [--passages 1000000] [--work /tmp/scale] [--rounds 3] [--like INDEX]
 
 The corpus is made here and never committed: the sample corpus's articles (corpus/) joined into one article and
 chunked once, then repeated under new ids and titles until there are enough passages, each passage given a
-synthetic unit vector (an article's passages clustered around one random direction, as
-benchmarks/faiss_crossover.py makes them). The build is the backend's own writer (qa.store: term counts for
+synthetic unit vector: an article's passages clustered around one random direction (as
+benchmarks/faiss_crossover.py makes them), or with --like, a built index's real passage vectors moved by noise
+(random directions have no structure that real questions match: every cosine is near 0, and HNSW's recall@10 on
+them says little about real data). The build is the backend's own writer (qa.store: term counts for
 BM25, vectors, SQLite, the HNSW graph above qa.segments.FLAT_LIMIT), timed and measured in a child process;
 reading files, chunking, embedding and duplicate detection are left out. Questions: the development questions
 of ../shared/eval/realtimeqa when present (else the sample corpus's), embedded by the int8 embedder; answers go
@@ -40,9 +42,30 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def build(work: Path, wanted: int) -> dict:
-    """Write a generation of `wanted` passages (or a few more) through the embedded backend's writer."""
+def synthetic_vectors(like: Path | None, rng: np.random.Generator):
+    """A maker of `count` unit vectors for one article: clustered random directions, or with `like` (a built
+    index) real passage vectors of that index, a run of neighbouring rows, each moved by noise (cosine about 0.94
+    to its original), so that real questions have near and far passages as in real data."""
     from faiss_crossover import unit_vectors
+
+    if like is None:
+        return lambda count: unit_vectors(count, 384, rng)
+    from qa.store import load_generation
+
+    generation = load_generation(like)
+    base = np.concatenate([np.asarray(segment.vectors, dtype=np.float32) for segment in generation.segments])
+
+    def near_real(count: int) -> np.ndarray:
+        start = int(rng.integers(0, len(base) - count))
+        noise = rng.standard_normal((count, base.shape[1]), dtype=np.float32) * (0.35 / np.sqrt(base.shape[1]))
+        vectors = base[start : start + count] + noise
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    return near_real
+
+
+def build(work: Path, wanted: int, like: Path | None) -> dict:
+    """Write a generation of `wanted` passages (or a few more) through the embedded backend's writer."""
 
     from qa.backend import StoredPassage, passage_id
     from qa.chunk import ChunkSettings, chunk_article, embed_text
@@ -57,6 +80,7 @@ def build(work: Path, wanted: int) -> dict:
     digest = replace(articles[0], doc_id="digest", text="\n\n".join(a.text for a in articles))
     sample = [(digest, *chunk_article(digest, embedder.count_tokens, settings))]
     rng = np.random.default_rng(0)
+    vectors_for = synthetic_vectors(like, rng)
     backend = EmbeddedBackend(work / "index")
     started = time.perf_counter()
     written = 0
@@ -74,7 +98,7 @@ def build(work: Path, wanted: int) -> dict:
                     stored.append(StoredPassage(passage_id(doc_id, p.start, p.end, embed_hash), doc_id, p.start,
                                                 p.end, embed_hash))
                 copied = replace(article, doc_id=doc_id, title=title)
-                writer.put_article(copied, stored, unit_vectors(len(stored), embedder.dimension, rng),
+                writer.put_article(copied, stored, vectors_for(len(stored)),
                                    [replace(s, doc_id=doc_id) for s in sentences])
                 written += len(stored)
             copy += 1
@@ -139,10 +163,12 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=1_000_000)
     parser.add_argument("--work", type=Path, default=Path("/tmp/scale"))
     parser.add_argument("--rounds", type=int, default=3, help="times each question is asked per search kind")
+    parser.add_argument("--like", type=Path, help="an index whose passage vectors the synthetic ones are drawn "
+                        "around (default: clustered random directions, which real questions have no neighbours in)")
     parser.add_argument("--phase", choices=("build", "query"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase == "build":
-        print(json.dumps(build(args.work, args.passages)))
+        print(json.dumps(build(args.work, args.passages, args.like)))
         return
     if args.phase == "query":
         print(json.dumps(query(args.work, args.rounds)))
@@ -152,7 +178,8 @@ def main() -> None:
     results = {}
     for phase in ("build", "query"):  # each in its own process: its peak memory is its own
         out = subprocess.run([sys.executable, __file__, "--phase", phase, "--passages", str(args.passages),
-                              "--work", str(args.work), "--rounds", str(args.rounds)], check=True,
+                              "--work", str(args.work), "--rounds", str(args.rounds),
+                              *(["--like", str(args.like)] if args.like else [])], check=True,
                              capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
         results.update(json.loads(out.stdout.strip().splitlines()[-1]))
         print(f"{phase}: {out.stdout.strip().splitlines()[-1]}", file=sys.stderr, flush=True)
