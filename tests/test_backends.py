@@ -369,3 +369,21 @@ def test_the_command_line_moves_an_index_to_qdrant_without_embedding_and_asks_it
     assert "48 million euros" in json.loads(capsys.readouterr().out)["answer"]
     assert qa.cli.main(["stats", "--index", moved, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["backend"] == "qdrant"
+
+
+def test_the_backend_settings_come_from_flags_then_the_environment(monkeypatch):
+    import app
+    from qa.config import Settings
+    from qa.errors import QAError
+
+    monkeypatch.setenv("QA_BACKEND", "qdrant")
+    monkeypatch.setenv("QA_QDRANT_URL", "http://qdrant.example:6333")
+    monkeypatch.setenv("QA_QDRANT_SHARDS", "12")
+    settings = app.read_settings(["--qdrant-url", "http://other.example:6333", "--qdrant-api-key", "k"])
+    assert (settings.backend, settings.qdrant_url, settings.qdrant_api_key) == (
+        "qdrant", "http://other.example:6333", "k")
+    assert settings.qdrant_shards == 12 and settings.qdrant_collection == "newsqa"
+    with pytest.raises(QAError, match=r"backend 'faiss' \(from --backend or \$QA_BACKEND\)"):
+        Settings.from_env({"QA_BACKEND": "faiss"})
+    with pytest.raises(QAError, match=r"\$QA_QDRANT_QUANTIZATION"):
+        Settings.from_env({"QA_QDRANT_QUANTIZATION": "binary"})
