@@ -30,10 +30,17 @@ def read_settings(argv: list[str] | None = None):
     parser.add_argument("--port", type=int, default=settings.port, help="port (default: %(default)s)")
     parser.add_argument("--corpus", default=settings.corpus, help="articles folder (default: %(default)s)")
     parser.add_argument("--index", default=settings.index, help="index folder (default: %(default)s)")
-    parser.add_argument("--backend", choices=("auto", "embedded", "qdrant"), default=None,
-                        help="embedded or qdrant (default $QA_BACKEND, else the one the index folder records)")
-    parser.add_argument("--qdrant-url", default=None, help="Qdrant server (default $QA_QDRANT_URL; none: local mode "
-                        "in the index folder)")
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "embedded", "qdrant"),
+        default=None,
+        help="embedded or qdrant (default $QA_BACKEND, else the one the index folder records)",
+    )
+    parser.add_argument(
+        "--qdrant-url",
+        default=None,
+        help="Qdrant server (default $QA_QDRANT_URL; none: local mode in the index folder)",
+    )
     parser.add_argument("--qdrant-api-key", default=None, help="the server's API key (default $QA_QDRANT_API_KEY)")
     return settings.with_flags(vars(parser.parse_args(argv)))
 
@@ -61,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         backend = open_backend(settings, for_build=True)  # it builds the index when there is none
         embedder = make_embedder(settings.model, embedder_kind(settings, backend), settings.index, settings.cache_dir)
-        service = ChatService.open(settings.corpus, settings.index, embedder, admin_password=settings.admin_password,
-                                   backend=backend)
+        service = ChatService.open(
+            settings.corpus, settings.index, embedder, admin_password=settings.admin_password, backend=backend
+        )
     except QAError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -74,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         launch(service, examples, settings)
     except OSError as error:  # the port is taken, or the address is not this machine's
         why = str(error).split(". ")[0]
-        print(f"error: cannot serve on {settings.host}:{settings.port} ({why}); choose another --port",
-              file=sys.stderr)
+        print(f"error: cannot serve on {settings.host}:{settings.port} ({why}); choose another --port", file=sys.stderr)
         return 2
     finally:
         service.close()

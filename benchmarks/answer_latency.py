@@ -75,18 +75,22 @@ def main() -> None:
                 t = time.perf_counter()
                 ask(generation, embedder, q.question, asked_on=asked_on)
                 into.append((time.perf_counter() - t) * 1000)
-    print(f"passages {len(generation.passages)}, questions {len(questions)} x {args.repeat}, "
-          f"embedder {embedder.model_id}")
-    print(f"import {imported - started:.2f} s, index load {loaded - imported:.2f} s, "
-          f"model load {warmed - loaded:.2f} s")
+    print(
+        f"passages {len(generation.passages)}, questions {len(questions)} x {args.repeat}, embedder {embedder.model_id}"
+    )
+    print(
+        f"import {imported - started:.2f} s, index load {loaded - imported:.2f} s, model load {warmed - loaded:.2f} s"
+    )
     print(f"in-process, asked-on dates: {summary(dated)} ms")
     print(f"in-process, no dates:       {summary(undated)} ms")
     if args.no_http:
         return
     http = over_http(args.index, [q.question for q in questions] * args.repeat)
     print(f"HTTP /gradio_api/call/ask:  {summary(http)} ms")
-    print(f"web app overhead (median HTTP - median in-process, no dates): "
-          f"{np.percentile(http, 50) - np.percentile(undated, 50):.1f} ms")
+    print(
+        f"web app overhead (median HTTP - median in-process, no dates): "
+        f"{np.percentile(http, 50) - np.percentile(undated, 50):.1f} ms"
+    )
 
 
 if __name__ == "__main__":

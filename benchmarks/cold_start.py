@@ -47,8 +47,10 @@ def main() -> None:
     runs = [one_run(args.index, args.corpus, args.question) for _ in range(args.runs)]
     for number, (page, answered, rss) in enumerate(runs, start=1):
         print(f"run {number}: page {page:.1f} s, first answer {answered:.1f} s, peak RSS {rss:.0f} MiB")
-    print(f"median: page {statistics.median(r[0] for r in runs):.1f} s, first answer "
-          f"{statistics.median(r[1] for r in runs):.1f} s, peak RSS {statistics.median(r[2] for r in runs):.0f} MiB")
+    print(
+        f"median: page {statistics.median(r[0] for r in runs):.1f} s, first answer "
+        f"{statistics.median(r[1] for r in runs):.1f} s, peak RSS {statistics.median(r[2] for r in runs):.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def unit_vectors(count: int, dimension: int, rng: np.random.Generator) -> np.ndarray:
     centres = rng.standard_normal((max(1, count // 50), dimension)).astype(np.float32)
     vectors = centres[rng.integers(0, len(centres), count)] + 0.6 * rng.standard_normal((count, dimension)).astype(
-        np.float32)
+        np.float32
+    )
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
@@ -52,8 +53,10 @@ def compare(vectors: np.ndarray, queries: np.ndarray) -> str:
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(results["flat"], results["hnsw"], strict=True)])
     flat_mib = size * dimension * 4 / 2**20
     hnsw_mib = flat_mib + size * HNSW_NEIGHBOURS * 2 * 4 / 2**20
-    return (f"| {size} | {timings['flat']:.2f} | {timings['hnsw']:.2f} | {recall:.3f} | {build:.1f} | "
-            f"{flat_mib:.0f} | {hnsw_mib:.0f} |")
+    return (
+        f"| {size} | {timings['flat']:.2f} | {timings['hnsw']:.2f} | {recall:.3f} | {build:.1f} | "
+        f"{flat_mib:.0f} | {hnsw_mib:.0f} |"
+    )
 
 
 def main() -> None:
@@ -63,8 +66,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="50000,100000,200000,400000")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1, help="FAISS threads (the app runs 1: app.py)")
-    parser.add_argument("--index", help="also a row on this built index's own vectors, queried with the 110 "
-                        "development questions (embedded by the index's model): recall on real data")
+    parser.add_argument(
+        "--index",
+        help="also a row on this built index's own vectors, queried with the 110 "
+        "development questions (embedded by the index's model): recall on real data",
+    )
     args = parser.parse_args()
     faiss.omp_set_num_threads(args.threads)
     rng = np.random.default_rng(0)
@@ -77,15 +83,17 @@ def main() -> None:
         from qa.store import load_generation
 
         generation = load_generation(args.index)
-        questions = read_questions(Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "realtimeqa"
-                                   / "dev.jsonl")
+        questions = read_questions(
+            Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "realtimeqa" / "dev.jsonl"
+        )
         queries = make_embedder(index_dir=args.index).embed([q.question for q in questions])
         real = generation.vectors.reconstruct_n(0, generation.vectors.ntotal)
         print(compare(real, queries) + " real passages, dev questions", flush=True)
     for size in (int(s) for s in args.sizes.split(",")):
         vectors = unit_vectors(size, dimension, rng)
         queries = vectors[rng.integers(0, size, args.queries)] + 0.3 * rng.standard_normal(
-            (args.queries, dimension)).astype(np.float32)
+            (args.queries, dimension)
+        ).astype(np.float32)
         queries /= np.linalg.norm(queries, axis=1, keepdims=True)
         print(compare(vectors, queries), flush=True)
 

@@ -337,8 +337,13 @@ def main() -> None:
     print(json.dumps(final, indent=1))
     model = replace(full, min_answerable=threshold)
     if sample is not None:  # the same model, read once: its figures at the chosen threshold
-        keys = ("answer_in_first_quote", "answer_in_quote", "answer_in_phrase", "abstained_answerable",
-                "wrong_unanswerable")
+        keys = (
+            "answer_in_first_quote",
+            "answer_in_quote",
+            "answer_in_phrase",
+            "abstained_answerable",
+            "wrong_unanswerable",
+        )
         print("sample corpus:", json.dumps({k: v for k, v in sample(threshold).items() if k in keys}))
     if args.write:
         model = replace(

@@ -36,22 +36,32 @@ def main() -> None:
     shipped = qa.answer.FOLLOW_UP_MARGIN
     print("| reading | dates | answer in quote | abstained |")
     print("|---|---|---|---|")
-    for label, chat, margin in (("alone", False, shipped), ("in one chat, conversation only", True, 1e9),
-                                ("in one chat, shipped", True, shipped)):
+    for label, chat, margin in (
+        ("alone", False, shipped),
+        ("in one chat, conversation only", True, 1e9),
+        ("in one chat, shipped", True, shipped),
+    ):
         qa.answer.FOLLOW_UP_MARGIN = margin
         for dated in (True, False):
             history: list[str] = []
             found = counted = abstained = 0
             for q in questions:
-                answer = qa.answer.ask(generation, embedder, q.question, history=tuple(history) if chat else (),
-                                       asked_on=q.question_date if dated else None)
+                answer = qa.answer.ask(
+                    generation,
+                    embedder,
+                    q.question,
+                    history=tuple(history) if chat else (),
+                    asked_on=q.question_date if dated else None,
+                )
                 history.append(q.question)
                 abstained += answer.abstained
                 if q.answer_in_gold_article and q.answer_text:
                     counted += 1
                     found += not answer.abstained and quotes_contain(answer, q.answer_text)
-            print(f"| {label} | {'yes' if dated else 'no'} | {found / counted:.3f} | {abstained}/{len(questions)} |",
-                  flush=True)
+            print(
+                f"| {label} | {'yes' if dated else 'no'} | {found / counted:.3f} | {abstained}/{len(questions)} |",
+                flush=True,
+            )
     qa.answer.FOLLOW_UP_MARGIN = shipped
 
 

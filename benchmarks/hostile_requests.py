@@ -33,8 +33,10 @@ REQUESTS = {
     "200,000 history turns": ("ask", ["and him?", ["a"] * 200_000]),
     "200,000 chat messages": ("chat", ["and him?", [TINY] * 200_000]),
     "12,000 chat messages (1 MB)": ("chat", ["and him?", [TINY] * 12_000]),
-    "64 chat messages of 15 KB": ("chat", ["and him?", [{**TINY, "content": [{"type": "text",
-                                                                               "text": "ferry " * 2_500}]}] * 64]),
+    "64 chat messages of 15 KB": (
+        "chat",
+        ["and him?", [{**TINY, "content": [{"type": "text", "text": "ferry " * 2_500}]}] * 64],
+    ),
 }
 
 

@@ -43,8 +43,12 @@ EVAL = ROOT.parent / "shared" / "eval" / "realtimeqa"
 
 def timed_build(corpus: Path, index: Path) -> tuple[float, dict]:
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "qa", "build", "--corpus", str(corpus), "--index", str(index),
-                           "--json"], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "qa", "build", "--corpus", str(corpus), "--index", str(index), "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode:
         sys.exit(f"build failed:\n{done.stderr}")
     return time.perf_counter() - started, json.loads(done.stdout)
@@ -82,19 +86,25 @@ def add_articles(corpus: Path, records: list[dict], count: int, round_: int) -> 
 
 def prepare(label: str, corpus: Path, index: Path) -> None:
     seconds, report = timed_build(corpus, index)  # reads the copied file once and remembers it
-    print(f"{label}: first build after the copy {seconds:.1f} s (up to date: {report['up_to_date']}, "
-          f"{report['passages']} passages)")
+    print(
+        f"{label}: first build after the copy {seconds:.1f} s (up to date: {report['up_to_date']}, "
+        f"{report['passages']} passages)"
+    )
     seconds, report = timed_build(corpus, index)
-    print(f"{label}: nothing changed {seconds:.2f} s wall, up to date: {report['up_to_date']}, "
-          f"{report['files_unchanged']} of {report['files']} files not read")
+    print(
+        f"{label}: nothing changed {seconds:.2f} s wall, up to date: {report['up_to_date']}, "
+        f"{report['files_unchanged']} of {report['files']} files not read"
+    )
 
 
 def add_and_time(label: str, corpus: Path, index: Path, records: list[dict], added: int, round_: int) -> float:
     add_articles(corpus, records, added, round_)
     seconds, report = timed_build(corpus, index)
-    print(f"{label}: {added} articles added {seconds:.2f} s wall ({report['seconds']:.2f} s in the build, "
-          f"{report['embed_seconds']:.2f} s embedding), {report['new']} new, {report['embedded']} passages "
-          f"embedded, {report['reused_vectors']} reused, {report['passages']} passages")
+    print(
+        f"{label}: {added} articles added {seconds:.2f} s wall ({report['seconds']:.2f} s in the build, "
+        f"{report['embed_seconds']:.2f} s embedding), {report['new']} new, {report['embedded']} passages "
+        f"embedded, {report['reused_vectors']} reused, {report['passages']} passages"
+    )
     return seconds
 
 
@@ -124,13 +134,19 @@ def seed_scaled_index(source_index: Path, corpus_file: Path, index: Path, scale:
             article = by_id[prefix + passage.doc_id]
             start = passage.start + shift if passage.start else 0
             end = passage.end + shift
-            embed_hash = hashlib.sha1(embed_text(article.title, article.text[start:end]).encode(
-                "utf-8", "surrogatepass")).hexdigest()
-            part.passages.append(StoredPassage(passage_id(article.doc_id, start, end, embed_hash), article.doc_id,
-                                               start, end, embed_hash))
+            embed_hash = hashlib.sha1(
+                embed_text(article.title, article.text[start:end]).encode("utf-8", "surrogatepass")
+            ).hexdigest()
+            part.passages.append(
+                StoredPassage(
+                    passage_id(article.doc_id, start, end, embed_hash), article.doc_id, start, end, embed_hash
+                )
+            )
         for doc_id in segment.articles:
-            part.sentences += [Sentence(prefix + doc_id, s.start + shift if s.start else 0, s.end + shift)
-                               for s in original.sentences(doc_id)]
+            part.sentences += [
+                Sentence(prefix + doc_id, s.start + shift if s.start else 0, s.end + shift)
+                for s in original.sentences(doc_id)
+            ]
         part.vectors.append(np.asarray(segment.vectors, dtype=np.float32))
         part.terms.append((segment.terms, rows))
     segments.FLAT_LIMIT = 10**12  # no graph: see the module's docstring

@@ -37,8 +37,10 @@ def main() -> int:
             quotes = " ".join(c.quote for c in answer.citations)
             injected = any(part.strip(". ") in quotes for line in lines for part in line.split(". "))
             quoted_injection += injected
-            print(f"  fact quoted: {'yes' if fact in quotes else 'NO '}  injection quoted: "
-                  f"{'YES' if injected else 'no '}  {question}")
+            print(
+                f"  fact quoted: {'yes' if fact in quotes else 'NO '}  injection quoted: "
+                f"{'YES' if injected else 'no '}  {question}"
+            )
         shutil.rmtree(work, ignore_errors=True)
     return 1 if quoted_injection else 0
 

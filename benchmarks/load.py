@@ -57,21 +57,39 @@ QUESTIONS_ABOUT_SAMPLE = [
 ]
 # Articles uploaded during --rebuild, and questions that only they answer.
 NEW_ARTICLES = [
-    {"doc_id": "load-comet", "title": "Glacier Ridge observatory spots a new comet", "source": "Valley Courier",
-     "publish_date": "2025-08-14", "url": "https://example.com/comet",
-     "text": "Astronomers at the Glacier Ridge observatory spotted a faint comet on Thursday night. "
-             "The comet will be visible with binoculars in October, observatory director Ana Lind said."},
-    {"doc_id": "load-orchard", "title": "Hillside orchard opens for apple picking", "source": "Valley Courier",
-     "publish_date": "2025-09-02", "url": "https://example.com/orchard",
-     "text": "The Hillside orchard opens for apple picking on Saturday. A basket of apples costs 12 dollars, "
-             "and the orchard grows 40 varieties, owner Teo Marsh said."},
-    {"doc_id": "load-pool", "title": "Eastside pool closes for repairs", "source": "Riverton Times",
-     "publish_date": "2025-09-05", "url": "https://example.com/pool",
-     "text": "The Eastside public pool will close for six weeks of repairs starting Monday. "
-             "The city will spend 300,000 dollars on new filters and tiles."},
+    {
+        "doc_id": "load-comet",
+        "title": "Glacier Ridge observatory spots a new comet",
+        "source": "Valley Courier",
+        "publish_date": "2025-08-14",
+        "url": "https://example.com/comet",
+        "text": "Astronomers at the Glacier Ridge observatory spotted a faint comet on Thursday night. "
+        "The comet will be visible with binoculars in October, observatory director Ana Lind said.",
+    },
+    {
+        "doc_id": "load-orchard",
+        "title": "Hillside orchard opens for apple picking",
+        "source": "Valley Courier",
+        "publish_date": "2025-09-02",
+        "url": "https://example.com/orchard",
+        "text": "The Hillside orchard opens for apple picking on Saturday. A basket of apples costs 12 dollars, "
+        "and the orchard grows 40 varieties, owner Teo Marsh said.",
+    },
+    {
+        "doc_id": "load-pool",
+        "title": "Eastside pool closes for repairs",
+        "source": "Riverton Times",
+        "publish_date": "2025-09-05",
+        "url": "https://example.com/pool",
+        "text": "The Eastside public pool will close for six weeks of repairs starting Monday. "
+        "The city will spend 300,000 dollars on new filters and tiles.",
+    },
 ]
-NEW_QUESTIONS = ["When will the comet be visible with binoculars?", "How much does a basket of apples cost?",
-                 "How long will the Eastside pool be closed?"]
+NEW_QUESTIONS = [
+    "When will the comet be visible with binoculars?",
+    "How much does a basket of apples cost?",
+    "How long will the Eastside pool be closed?",
+]
 _CITE = re.compile(r'<a class="qa-cite" href="#qa-open/([^/"]+)/([^/"]+)/(\d+)/(\d+)">\[\d+\]</a>')
 
 
@@ -153,9 +171,9 @@ class HttpChat:
         kind = None
         for line in stream.text.splitlines():
             if line.startswith("event: "):
-                kind = line[len("event: "):]
+                kind = line[len("event: ") :]
             elif line.startswith("data: ") and kind in ("complete", "error"):
-                payload = json.loads(line[len("data: "):])
+                payload = json.loads(line[len("data: ") :])
                 if kind == "error":
                     raise RuntimeError(f"the app answered with an error: {payload}")
                 return payload if len(payload) > 1 else payload[0]
@@ -208,11 +226,22 @@ def prepare(work: Path, index: str | None) -> tuple[Path, Path]:
     return corpus, index_copy
 
 
-def start_server(app_root: Path, corpus: Path, index: Path, port: int, password: str,
-                 env_overrides: dict[str, str], log_path: Path) -> subprocess.Popen:
+def start_server(
+    app_root: Path, corpus: Path, index: Path, port: int, password: str, env_overrides: dict[str, str], log_path: Path
+) -> subprocess.Popen:
     env = {**os.environ, "QA_ADMIN_PASSWORD": password, **env_overrides}
-    command = [sys.executable, str(app_root / "app.py"), "--host", "127.0.0.1", "--port", str(port),
-               "--corpus", str(corpus), "--index", str(index)]
+    command = [
+        sys.executable,
+        str(app_root / "app.py"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--corpus",
+        str(corpus),
+        "--index",
+        str(index),
+    ]
     log = open(log_path, "wb")  # noqa: SIM115 (kept open for the server's lifetime)
     return subprocess.Popen(command, cwd=app_root, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -242,14 +271,22 @@ def altered_copies(corpus: Path, count: int) -> list[dict]:
     copies = []
     for number in range(count):
         article = articles[number * 7919 % len(articles)]  # spread over the corpus, the same in every run
-        copies.append({"doc_id": f"load-copy-{number}", "title": f"{article.title} (update {number})",
-                       "source": article.source, "publish_date": article.publish_date, "url": article.url,
-                       "text": f"Update {number} to this story, as filed again. {article.text}"})
+        copies.append(
+            {
+                "doc_id": f"load-copy-{number}",
+                "title": f"{article.title} (update {number})",
+                "source": article.source,
+                "publish_date": article.publish_date,
+                "url": article.url,
+                "text": f"Update {number} to this story, as filed again. {article.text}",
+            }
+        )
     return copies
 
 
-def rebuild_over_http(url: str, password: str, extra: list[dict], events: list[str], started: float,
-                      window: list[float]) -> None:
+def rebuild_over_http(
+    url: str, password: str, extra: list[dict], events: list[str], started: float, window: list[float]
+) -> None:
     """Upload the new articles and rebuild, through the same endpoints as the page (admin password); `window`
     gets the rebuild's start and end (perf_counter)."""
     from gradio_client import Client, handle_file
@@ -272,10 +309,16 @@ def rebuild_over_http(url: str, password: str, extra: list[dict], events: list[s
         window.append(began)
         report = admin.predict(password=password, api_name="/rebuild")
         window.append(time.perf_counter())
-        plain = (f"generation {report['generation']}: {report['articles']} articles ({report['new']} new), "
-                 f"{report['passages']} passages" if report["ok"] else f"failed: {report['error']}")
-        events.append(f"{time.perf_counter() - started:6.1f} s  rebuild done in {time.perf_counter() - began:.1f} s: "
-                      f"{plain[:160]}")
+        plain = (
+            f"generation {report['generation']}: {report['articles']} articles ({report['new']} new), "
+            f"{report['passages']} passages"
+            if report["ok"]
+            else f"failed: {report['error']}"
+        )
+        events.append(
+            f"{time.perf_counter() - started:6.1f} s  rebuild done in {time.perf_counter() - began:.1f} s: "
+            f"{plain[:160]}"
+        )
     except Exception as error:  # noqa: BLE001
         events.append(f"{time.perf_counter() - started:6.1f} s  rebuild FAILED: {type(error).__name__}: {error}")
     finally:
@@ -321,22 +364,51 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=120, help="stop the concurrent run after this many s")
     parser.add_argument("--rebuild", action="store_true", help="upload articles and rebuild while the load runs")
     parser.add_argument("--rebuild-after", type=float, default=5, help="seconds into the concurrent run")
-    parser.add_argument("--rebuild-articles", type=int, default=0,
-                        help="with --rebuild: also upload this many altered copies of the corpus's articles")
-    parser.add_argument("--after-rebuild", type=float, default=10,
-                        help="with --rebuild: the sessions keep asking this many seconds after the rebuild")
+    parser.add_argument(
+        "--rebuild-articles",
+        type=int,
+        default=0,
+        help="with --rebuild: also upload this many altered copies of the corpus's articles",
+    )
+    parser.add_argument(
+        "--after-rebuild",
+        type=float,
+        default=10,
+        help="with --rebuild: the sessions keep asking this many seconds after the rebuild",
+    )
     parser.add_argument("--index", help="serve a copy of this built index (e.g. /tmp/idx_eval)")
     parser.add_argument("--endpoint", choices=("chat", "ask"), default="chat")
-    parser.add_argument("--driver", choices=("http", "gradio_client"), default="http",
-                        help="plain HTTP (Gradio's REST API, light) or gradio_client sessions (heavier client)")
-    parser.add_argument("--think", type=float, default=0.0,
-                        help="mean pause of each client between questions, in s (uniform 0..2x); 0: closed loop")
-    parser.add_argument("--questions-from", choices=("auto", "dev", "sample"), default="auto",
-                        help="auto: the dev set with --index, else questions about the sample corpus")
-    parser.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
-                        help="environment of the server, e.g. OMP_NUM_THREADS=1 (repeatable)")
-    parser.add_argument("--app-root", type=Path, default=ROOT,
-                        help="serve the app.py of this tree, e.g. an older commit from `git archive` (default: here)")
+    parser.add_argument(
+        "--driver",
+        choices=("http", "gradio_client"),
+        default="http",
+        help="plain HTTP (Gradio's REST API, light) or gradio_client sessions (heavier client)",
+    )
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="mean pause of each client between questions, in s (uniform 0..2x); 0: closed loop",
+    )
+    parser.add_argument(
+        "--questions-from",
+        choices=("auto", "dev", "sample"),
+        default="auto",
+        help="auto: the dev set with --index, else questions about the sample corpus",
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment of the server, e.g. OMP_NUM_THREADS=1 (repeatable)",
+    )
+    parser.add_argument(
+        "--app-root",
+        type=Path,
+        default=ROOT,
+        help="serve the app.py of this tree, e.g. an older commit from `git archive` (default: here)",
+    )
     parser.add_argument("--startup-timeout", type=float, default=600)
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and server log")
@@ -402,6 +474,7 @@ def main() -> int:
         rebuilder = None
         if args.rebuild:
             time.sleep(min(args.rebuild_after, args.duration / 4))
+
             def rebuild() -> None:
                 try:
                     rebuild_over_http(url, password, extra, events, started, window)
@@ -421,9 +494,11 @@ def main() -> int:
             after = Result()
             for question in NEW_QUESTIONS:
                 ask_once(warm, args.endpoint, question, generations, after)
-            events.append(f"after the rebuild: {after.answered}/{len(NEW_QUESTIONS)} questions about the new "
-                          f"articles answered with citations, from {sorted(after.generations)}; "
-                          f"bad citations {len(after.bad_citations)}; errors {len(after.errors)}")
+            events.append(
+                f"after the rebuild: {after.answered}/{len(NEW_QUESTIONS)} questions about the new "
+                f"articles answered with citations, from {sorted(after.generations)}; "
+                f"bad citations {len(after.bad_citations)}; errors {len(after.errors)}"
+            )
             load.bad_citations += after.bad_citations
             load.errors += after.errors
     finally:
@@ -439,31 +514,50 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
     during, quiet = split_by_window(load, window)
     figures = {
-        "app": str(args.app_root), "index": args.index or "sample corpus copy", "endpoint": args.endpoint,
+        "app": str(args.app_root),
+        "index": args.index or "sample corpus copy",
+        "endpoint": args.endpoint,
         "driver": args.driver,
-        "clients": args.clients, "think_s": args.think,
-        "questions_per_client": args.questions, "duration_limit_s": args.duration, "server_env": env,
-        "startup_s": round(up, 1), "first_answer_s": round(ready, 1),
-        "single_requests": len(single.latencies), "single_errors": len(single.errors),
-        "single_p50_ms": percentile(single.latencies, 50), "single_p95_ms": percentile(single.latencies, 95),
-        "requests": len(load.latencies) + len(load.errors), "errors": len(load.errors),
-        "wall_s": round(wall, 1), "throughput_rps": round(len(load.latencies) / wall, 2),
-        "p50_ms": percentile(load.latencies, 50), "p95_ms": percentile(load.latencies, 95),
+        "clients": args.clients,
+        "think_s": args.think,
+        "questions_per_client": args.questions,
+        "duration_limit_s": args.duration,
+        "server_env": env,
+        "startup_s": round(up, 1),
+        "first_answer_s": round(ready, 1),
+        "single_requests": len(single.latencies),
+        "single_errors": len(single.errors),
+        "single_p50_ms": percentile(single.latencies, 50),
+        "single_p95_ms": percentile(single.latencies, 95),
+        "requests": len(load.latencies) + len(load.errors),
+        "errors": len(load.errors),
+        "wall_s": round(wall, 1),
+        "throughput_rps": round(len(load.latencies) / wall, 2),
+        "p50_ms": percentile(load.latencies, 50),
+        "p95_ms": percentile(load.latencies, 95),
         "max_ms": round(max(load.latencies) * 1000) if load.latencies else None,
         "p95_over_single_p95": round(percentile(load.latencies, 95) / percentile(single.latencies, 95), 2)
-        if load.latencies and single.latencies else None,
+        if load.latencies and single.latencies
+        else None,
         "rebuild_s": round(window[1] - window[0], 1) if len(window) >= 2 else None,
-        "quiet_requests": len(quiet), "quiet_p50_ms": percentile(quiet, 50), "quiet_p95_ms": percentile(quiet, 95),
-        "rebuild_requests": len(during), "rebuild_p50_ms": percentile(during, 50),
-        "rebuild_p95_ms": percentile(during, 95), "rebuild_max_ms": round(max(during) * 1000) if during else None,
+        "quiet_requests": len(quiet),
+        "quiet_p50_ms": percentile(quiet, 50),
+        "quiet_p95_ms": percentile(quiet, 95),
+        "rebuild_requests": len(during),
+        "rebuild_p50_ms": percentile(during, 50),
+        "rebuild_p95_ms": percentile(during, 95),
+        "rebuild_max_ms": round(max(during) * 1000) if during else None,
         "rebuild_over_quiet_p95": round(percentile(during, 95) / percentile(quiet, 95), 2)
-        if during and quiet else None,
+        if during and quiet
+        else None,
         "server_cpu_ms_per_request": round(1000 * server_cpu / max(1, len(load.latencies))),
         "client_cpu_ms_per_request": round(1000 * client_cpu / max(1, len(load.latencies))),
-        "answers_with_citations": load.answered, "citations_checked": load.citations,
-        "bad_citations": len(load.bad_citations), "answers_per_generation": load.generations,
-        "load_average_before": [round(x, 2) for x in load_before], "load_average_after":
-            [round(x, 2) for x in os.getloadavg()],
+        "answers_with_citations": load.answered,
+        "citations_checked": load.citations,
+        "bad_citations": len(load.bad_citations),
+        "answers_per_generation": load.generations,
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
     if args.json:
         print(json.dumps(figures))

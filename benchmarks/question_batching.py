@@ -38,8 +38,10 @@ def main() -> None:
                 embedder.embed(questions[:size])
                 wall.append((time.perf_counter() - started) * 1000 / size)
                 cpu.append((time.process_time() - started_cpu) * 1000 / size)
-            print(f"torch threads {threads}, batch {size:2d}: {statistics.median(wall):6.1f} ms wall, "
-                  f"{statistics.median(cpu):6.1f} ms CPU per question")
+            print(
+                f"torch threads {threads}, batch {size:2d}: {statistics.median(wall):6.1f} ms wall, "
+                f"{statistics.median(cpu):6.1f} ms CPU per question"
+            )
 
 
 if __name__ == "__main__":

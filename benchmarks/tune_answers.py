@@ -25,23 +25,39 @@ EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "real
 
 
 def run(generation, embedder, questions, retrieval, answering):
-    answers = ask_many(generation, embedder, [q.question for q in questions], 10, None,
-                       [q.question_date for q in questions], retrieval, answering)
+    answers = ask_many(
+        generation,
+        embedder,
+        [q.question for q in questions],
+        10,
+        None,
+        [q.question_date for q in questions],
+        retrieval,
+        answering,
+    )
     return answers, score(generation, questions, answers)
 
 
 def variants(kind: str):
     base_r, base_a = RetrievalSettings(), AnswerSettings()
     table = {
-        "baseline": [("bm25 only", replace(base_r, fusion="keyword"), base_a),
-                     ("dense only", replace(base_r, fusion="dense"), base_a),
-                     ("rrf k=60", base_r, base_a)],
-        "fusion": [(f"rrf k={k} kw={w}", replace(base_r, rrf_k=k, keyword_weight=w), base_a)
-                   for k in (10, 30, 60) for w in (0.5, 1.0, 1.5)]
+        "baseline": [
+            ("bm25 only", replace(base_r, fusion="keyword"), base_a),
+            ("dense only", replace(base_r, fusion="dense"), base_a),
+            ("rrf k=60", base_r, base_a),
+        ],
+        "fusion": [
+            (f"rrf k={k} kw={w}", replace(base_r, rrf_k=k, keyword_weight=w), base_a)
+            for k in (10, 30, 60)
+            for w in (0.5, 1.0, 1.5)
+        ]
         + [(f"weighted kw={w}", replace(base_r, fusion="weighted", keyword_weight=w), base_a) for w in (0.2, 0.4)]
         + [(f"per_article={n}", replace(base_r, per_article=n), base_a) for n in (1, 3)],
-        "dates": [(f"date_weight={w} default_days={d}", replace(base_r, date_weight=w, default_days=d), base_a)
-                  for w in (0.0, 0.25, 0.5, 1.0) for d in (8, 15)]
+        "dates": [
+            (f"date_weight={w} default_days={d}", replace(base_r, date_weight=w, default_days=d), base_a)
+            for w in (0.0, 0.25, 0.5, 1.0)
+            for d in (8, 15)
+        ]
         + [(f"future_penalty={p}", replace(base_r, date_weight=0.5, future_penalty=p), base_a) for p in (0.5, 0.9)],
     }
     if kind == "none":

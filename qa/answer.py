@@ -120,7 +120,8 @@ def ask_many(
             answer.latency_ms += earlier.latency_ms
             earlier.latency_ms = answer.latency_ms
             if (earlier.abstained and not answer.abstained) or (
-                    answer.evidence > earlier.evidence + FOLLOW_UP_MARGIN and not answer.abstained):
+                answer.evidence > earlier.evidence + FOLLOW_UP_MARGIN and not answer.abstained
+            ):
                 answers[owner] = answer
     return answers
 
@@ -190,8 +191,17 @@ def compose_answer(
     for candidate in chosen:
         article = generation.article(candidate.doc_id)
         n = numbers.setdefault(candidate.doc_id, len(numbers) + 1)
-        citation = Citation(n, article.doc_id, article.title, article.url, article.publish_date, article.source,
-                            candidate.text, candidate.start, candidate.end)
+        citation = Citation(
+            n,
+            article.doc_id,
+            article.title,
+            article.url,
+            article.publish_date,
+            article.source,
+            candidate.text,
+            candidate.start,
+            candidate.end,
+        )
         if verify_quote(generation, citation):  # a quote that does not match its source is never shown
             citations.append(citation)
     if not citations:
@@ -217,8 +227,9 @@ def _phrase(generation: SearchIndex, candidate: Candidate, first: Citation, ques
 def verify_phrase(generation: SearchIndex, phrase: Phrase, first: Citation) -> bool:
     """True when the phrase lies inside the first quote and is the stored article text at its offsets."""
     inside = phrase.doc_id == first.doc_id and first.start <= phrase.start < phrase.end <= first.end
-    return inside and verify_quote(generation, Citation(0, phrase.doc_id, "", "", None, "", phrase.text,
-                                                        phrase.start, phrase.end))
+    return inside and verify_quote(
+        generation, Citation(0, phrase.doc_id, "", "", None, "", phrase.text, phrase.start, phrase.end)
+    )
 
 
 def _beats(candidate: Candidate, best: Candidate) -> float:

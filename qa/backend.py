@@ -31,8 +31,9 @@ DayRange = tuple[int, int]  # first and last publication day (date.toordinal()),
 def passage_id(doc_id: str, start: int, end: int, embed_hash: str) -> int:
     """A passage's id: 63 bits of a hash of its article, offsets and embedded text (a signed 64-bit integer
     for FAISS, an unsigned one for Qdrant)."""
-    digest = hashlib.blake2b(f"{doc_id}\0{start}\0{end}\0{embed_hash}".encode("utf-8", "surrogatepass"),
-                             digest_size=8).digest()
+    digest = hashlib.blake2b(
+        f"{doc_id}\0{start}\0{end}\0{embed_hash}".encode("utf-8", "surrogatepass"), digest_size=8
+    ).digest()
     return int.from_bytes(digest, "big") >> 1
 
 
@@ -86,8 +87,9 @@ class FusedHits:
 class HybridSearch(Protocol):
     """What a backend that fuses in its engine offers besides SearchIndex (retrieval uses it when present)."""
 
-    def hybrid_search(self, vectors: np.ndarray, terms: Sequence[Sequence[str]], k: int, rrf_k: int,
-                      days: DayRange | None = None) -> list[FusedHits]:
+    def hybrid_search(
+        self, vectors: np.ndarray, terms: Sequence[Sequence[str]], k: int, rrf_k: int, days: DayRange | None = None
+    ) -> list[FusedHits]:
         """Per question: its k best dense and k best keyword passages fused as sum 1 / (rrf_k + rank)."""
 
 
@@ -117,12 +119,14 @@ class SearchIndex(ReusableIndex, Protocol):
     def passage_count(self) -> int: ...
     def check_model(self, model_id: str, dimension: int) -> None: ...
 
-    def dense_search(self, vectors: np.ndarray, k: int, days: DayRange | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
+    def dense_search(self, vectors: np.ndarray, k: int, days: DayRange | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(scores, passage ids) per query vector, best first by inner product; ids of -1 pad short rows."""
-    def keyword_search(self, terms: Sequence[str], k: int, days: DayRange | None = None
-                       ) -> tuple[np.ndarray, np.ndarray]:
+
+    def keyword_search(
+        self, terms: Sequence[str], k: int, days: DayRange | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(BM25 scores, passage ids) of the passages holding any of the terms, best first, at most k."""
+
     def keyword_scores(self, terms: Sequence[str], ids: Sequence[int]) -> np.ndarray: ...
     def idf(self, term: str) -> float: ...
     def passages(self, ids: Sequence[int]) -> list[StoredPassage]: ...
@@ -146,12 +150,19 @@ class GenerationWriter(Protocol):
 
     written: dict[str, int]  # after commit: the generation's articles, passages and sentences
 
-    def put_article(self, article: Article, passages: Sequence[StoredPassage], vectors: np.ndarray,
-                    sentences: Sequence[Sentence]) -> None:
+    def put_article(
+        self, article: Article, passages: Sequence[StoredPassage], vectors: np.ndarray, sentences: Sequence[Sentence]
+    ) -> None:
         """Add an article, or replace the one with its doc_id (its old passages go)."""
+
     def delete_article(self, doc_id: str) -> None: ...
-    def commit(self, manifest: dict, duplicate_of: dict[str, str], duplicate_pairs: Sequence[tuple[str, str]],
-               sources: dict[str, SourceFile]) -> str:
+    def commit(
+        self,
+        manifest: dict,
+        duplicate_of: dict[str, str],
+        duplicate_pairs: Sequence[tuple[str, str]],
+        sources: dict[str, SourceFile],
+    ) -> str:
         """Write everything, make it the live generation and return its name; on failure the live one stays."""
 
 
@@ -160,11 +171,13 @@ class Backend(Protocol):
 
     def lock(self) -> AbstractContextManager[None]:
         """One build at a time; a second is refused at once (BuildInProgress)."""
-    def open(self, model_id: str | None = None, dimension: int | None = None, fallback: bool = True
-             ) -> SearchIndex:
+
+    def open(self, model_id: str | None = None, dimension: int | None = None, fallback: bool = True) -> SearchIndex:
         """The live generation (IndexNotFound when there is none)."""
+
     def open_for_reuse(self) -> ReusableIndex | None:
         """The live generation for a build to copy from, or None when there is none or it cannot be read."""
+
     def writer(self, previous: SearchIndex | None, dimension: int) -> GenerationWriter: ...
     def live_name(self) -> str: ...
 

@@ -95,14 +95,25 @@ def _reusable(previous: ReusableIndex | None, embedder: Embedder) -> ReusableInd
     return previous
 
 
-def _build(corpus, backend: Backend, previous: ReusableIndex | None, embedder: Embedder, settings: ChunkSettings,
-           report: BuildReport, tell: Progress) -> None:
+def _build(
+    corpus,
+    backend: Backend,
+    previous: ReusableIndex | None,
+    embedder: Embedder,
+    settings: ChunkSettings,
+    report: BuildReport,
+    tell: Progress,
+) -> None:
     # the previous generation when it has this layout (one of an older layout lends only its vectors), and
     # the one this build adds to when its chunking is this build's too
-    same_layout = (previous if isinstance(previous, SearchIndex)
-                   and previous.manifest.get("store_version") == STORE_VERSION else None)
-    base = (same_layout if same_layout is not None and same_layout.manifest.get("chunking") == settings.as_dict()
-            else None)
+    same_layout = (
+        previous
+        if isinstance(previous, SearchIndex) and previous.manifest.get("store_version") == STORE_VERSION
+        else None
+    )
+    base = (
+        same_layout if same_layout is not None and same_layout.manifest.get("chunking") == settings.as_dict() else None
+    )
     incremental = base is not None
     tell("reading", 0, 0)
     ingested = read_corpus(corpus, base.sources() if base is not None else None)
@@ -114,8 +125,10 @@ def _build(corpus, backend: Backend, previous: ReusableIndex | None, embedder: E
     report.articles_read = len(ingested.articles) + len(ingested.kept)
     if not report.articles_read:
         raise NothingIndexed(str(corpus), report)
-    hashes = {**{doc_id: old_hashes[doc_id] for doc_id in ingested.kept},
-              **{a.doc_id: a.content_hash for a in ingested.articles}}
+    hashes = {
+        **{doc_id: old_hashes[doc_id] for doc_id in ingested.kept},
+        **{a.doc_id: a.content_hash for a in ingested.articles},
+    }
     report.new = sum(1 for d in hashes if d not in old_hashes)
     report.changed = sum(1 for d, h in hashes.items() if d in old_hashes and old_hashes[d] != h)
     report.unchanged = len(hashes) - report.new - report.changed
@@ -141,8 +154,7 @@ def _build(corpus, backend: Backend, previous: ReusableIndex | None, embedder: E
     if incremental:
         for doc_id in set(old_hashes) - set(hashes):
             writer.delete_article(doc_id)
-    duplicate_of, pairs = _duplicates(chunked, means_ids, means, base, hashes,
-                                      embedder.dimension)
+    duplicate_of, pairs = _duplicates(chunked, means_ids, means, base, hashes, embedder.dimension)
     report.duplicates = len(duplicate_of)
     manifest = {
         "model": embedder.model_id,
@@ -160,8 +172,9 @@ def _build(corpus, backend: Backend, previous: ReusableIndex | None, embedder: E
     report.passages = writer.written["passages"]
 
 
-def _chunk(articles: list[Article], embedder: Embedder, settings: ChunkSettings, tell: Progress
-           ) -> list[tuple[Article, list[StoredPassage], list[Sentence]]]:
+def _chunk(
+    articles: list[Article], embedder: Embedder, settings: ChunkSettings, tell: Progress
+) -> list[tuple[Article, list[StoredPassage], list[Sentence]]]:
     chunked = []
     for done, article in enumerate(articles):
         if done % 200 == 0:
@@ -171,21 +184,33 @@ def _chunk(articles: list[Article], embedder: Embedder, settings: ChunkSettings,
         for passage in passages:
             text = embed_text(article.title, passage.text)
             embed_hash = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
-            stored.append(StoredPassage(passage_id(article.doc_id, passage.start, passage.end, embed_hash),
-                                        article.doc_id, passage.start, passage.end, embed_hash))
+            stored.append(
+                StoredPassage(
+                    passage_id(article.doc_id, passage.start, passage.end, embed_hash),
+                    article.doc_id,
+                    passage.start,
+                    passage.end,
+                    embed_hash,
+                )
+            )
         chunked.append((article, stored, sentences))
     tell("chunking", len(articles), len(articles))
     return chunked
 
 
-def _embed(chunked, previous: ReusableIndex | None, embedder: Embedder, report: BuildReport, tell: Progress
-           ) -> list[np.ndarray]:
+def _embed(
+    chunked, previous: ReusableIndex | None, embedder: Embedder, report: BuildReport, tell: Progress
+) -> list[np.ndarray]:
     """Each article's passage vectors: reused by embedded-text hash where the previous generation has them."""
     hashes = [p.embed_hash for _, passages, _ in chunked for p in passages]
     known = previous.vectors_by_hash(hashes) if previous is not None and hashes else {}
     missing = list(dict.fromkeys(h for h in hashes if h not in known))
-    texts_by_hash = {p.embed_hash: embed_text(a.title, a.text[p.start : p.end])
-                     for a, passages, _ in chunked for p in passages if p.embed_hash not in known}
+    texts_by_hash = {
+        p.embed_hash: embed_text(a.title, a.text[p.start : p.end])
+        for a, passages, _ in chunked
+        for p in passages
+        if p.embed_hash not in known
+    }
     started = time.perf_counter()
     for start in range(0, len(missing), EMBED_BATCH):  # in batches, so that progress shows between them
         tell("embedding", start, len(missing))
@@ -195,8 +220,10 @@ def _embed(chunked, previous: ReusableIndex | None, embedder: Embedder, report: 
     report.embed_seconds = time.perf_counter() - started
     report.embedded = len(missing)
     report.reused_vectors = len(hashes) - len(missing)
-    return [np.array([known[p.embed_hash] for p in passages], dtype=np.float32).reshape(len(passages), -1)
-            for _, passages, _ in chunked]
+    return [
+        np.array([known[p.embed_hash] for p in passages], dtype=np.float32).reshape(len(passages), -1)
+        for _, passages, _ in chunked
+    ]
 
 
 def _mean(vectors: np.ndarray, dimension: int) -> np.ndarray:
@@ -205,8 +232,14 @@ def _mean(vectors: np.ndarray, dimension: int) -> np.ndarray:
     return (mean / norm if norm else mean).astype(np.float32)
 
 
-def _duplicates(chunked, fresh_ids: list[str], fresh_means: list[np.ndarray], previous: SearchIndex | None,
-                hashes: dict[str, str], dimension: int) -> tuple[dict[str, str], list[tuple[str, str]]]:
+def _duplicates(
+    chunked,
+    fresh_ids: list[str],
+    fresh_means: list[np.ndarray],
+    previous: SearchIndex | None,
+    hashes: dict[str, str],
+    dimension: int,
+) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """Copies of one story among all live articles; with a previous generation, only the fresh articles are
     compared and its confirmed pairs between articles that stay are kept."""
     fresh = {article.doc_id: article for article, _, _ in chunked}

@@ -34,6 +34,7 @@ class ChunkSettings:
 
 DEFAULT_CHUNKING = ChunkSettings()
 
+
 def embed_text(title: str, passage_text: str) -> str:
     """What is embedded for a passage: the headline gives every passage its article's subject."""
     return f"{title}\n{passage_text}" if title else passage_text

@@ -40,63 +40,108 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    build = commands.add_parser("build", help="build or update the index from a corpus of articles",
-                                description="Read articles (.txt .md .html .json .jsonl .jsonl.gz), embed what is "
-                                "new or changed, and switch the index to a new generation.")
+    build = commands.add_parser(
+        "build",
+        help="build or update the index from a corpus of articles",
+        description="Read articles (.txt .md .html .json .jsonl .jsonl.gz), embed what is "
+        "new or changed, and switch the index to a new generation.",
+    )
     build.add_argument("--corpus", default=settings.corpus, help="folder or file of articles (default: %(default)s)")
     build.add_argument("--index", default=settings.index, help="index folder (default: %(default)s)")
-    build.add_argument("--model", default=None, help="local sentence-transformers model folder "
-                       "(default: $QA_MODEL, else the bundled all-MiniLM-L6-v2)")
-    build.add_argument("--embedder", choices=("auto", "int8", "fp32"), default=None,
-                       help="int8 (ONNX Runtime, CPU) or fp32 (sentence-transformers, a CUDA GPU when there is one); "
-                       "default $QA_EMBEDDER, else auto: the index's own, and for a new index fp32 on a GPU, else int8")
-    build.add_argument("--vectors-from", default=None, metavar="INDEX",
-                       help="take the passage vectors from another (embedded) index folder of the same corpus instead "
-                       "of embedding: moves an index to --backend qdrant; a passage that index lacks is refused")
+    build.add_argument(
+        "--model",
+        default=None,
+        help="local sentence-transformers model folder (default: $QA_MODEL, else the bundled all-MiniLM-L6-v2)",
+    )
+    build.add_argument(
+        "--embedder",
+        choices=("auto", "int8", "fp32"),
+        default=None,
+        help="int8 (ONNX Runtime, CPU) or fp32 (sentence-transformers, a CUDA GPU when there is one); "
+        "default $QA_EMBEDDER, else auto: the index's own, and for a new index fp32 on a GPU, else int8",
+    )
+    build.add_argument(
+        "--vectors-from",
+        default=None,
+        metavar="INDEX",
+        help="take the passage vectors from another (embedded) index folder of the same corpus instead "
+        "of embedding: moves an index to --backend qdrant; a passage that index lacks is refused",
+    )
     _backend_flags(build, settings)
     build.add_argument("--json", action="store_true", help="print the build report as JSON")
-    build.add_argument("--progress-json", action="store_true",
-                       help="print one JSON object a line: {stage, done, total} while it runs, then {report} or "
-                       "{error, report} (how the web chat's rebuild process reports to the server)")
+    build.add_argument(
+        "--progress-json",
+        action="store_true",
+        help="print one JSON object a line: {stage, done, total} while it runs, then {report} or "
+        "{error, report} (how the web chat's rebuild process reports to the server)",
+    )
     build.set_defaults(run=_build)
 
-    ask = commands.add_parser("ask", help="answer a question (or a file of questions) with cited quotes",
-                              description="Answer with verbatim quotes from the indexed articles, each cited.")
+    ask = commands.add_parser(
+        "ask",
+        help="answer a question (or a file of questions) with cited quotes",
+        description="Answer with verbatim quotes from the indexed articles, each cited.",
+    )
     ask.add_argument("question", nargs="?", help="the question")
     ask.add_argument("--questions", type=Path, help="JSON-lines file, one object with a 'question' a line")
     ask.add_argument("--index", default=settings.index, help="index folder (default: %(default)s)")
     ask.add_argument("--model", default=None, help="local model folder; must be the one the index was built with")
-    ask.add_argument("--embedder", choices=("auto", "int8", "fp32"), default=None,
-                        help="default $QA_EMBEDDER, else auto: the one the index was built with")
+    ask.add_argument(
+        "--embedder",
+        choices=("auto", "int8", "fp32"),
+        default=None,
+        help="default $QA_EMBEDDER, else auto: the one the index was built with",
+    )
     ask.add_argument("--top-k", type=int, default=10, help="passages to retrieve and list (default: %(default)s)")
-    ask.add_argument("--asked-on", default=None, help="date the question is asked on, YYYY-MM-DD (default: today, "
-                     "or the newest article's date when the corpus is older); a file line's question_date wins")
+    ask.add_argument(
+        "--asked-on",
+        default=None,
+        help="date the question is asked on, YYYY-MM-DD (default: today, "
+        "or the newest article's date when the corpus is older); a file line's question_date wins",
+    )
     _backend_flags(ask, settings)
     ask.add_argument("--json", action="store_true", help="print one JSON object per question")
     ask.set_defaults(run=_ask)
 
-    evaluate = commands.add_parser("eval", help="measure retrieval and answers on a question set",
-                                   description="Score a JSON-lines question set (fields: question; optional "
-                                   "question_date, answer_text, gold_doc_ids, gold_urls, answer_in_gold_article, "
-                                   "unanswerable): Hits@1/5/10, MRR@10, answer in quote, abstention, wrong answers, "
-                                   "quotes verified, latency.")
-    evaluate.add_argument("--questions", type=Path, default=Path(settings.corpus) / "questions.jsonl",
-                          help="JSON-lines question file (default: %(default)s, the sample corpus's questions)")
+    evaluate = commands.add_parser(
+        "eval",
+        help="measure retrieval and answers on a question set",
+        description="Score a JSON-lines question set (fields: question; optional "
+        "question_date, answer_text, gold_doc_ids, gold_urls, answer_in_gold_article, "
+        "unanswerable): Hits@1/5/10, MRR@10, answer in quote, abstention, wrong answers, "
+        "quotes verified, latency.",
+    )
+    evaluate.add_argument(
+        "--questions",
+        type=Path,
+        default=Path(settings.corpus) / "questions.jsonl",
+        help="JSON-lines question file (default: %(default)s, the sample corpus's questions)",
+    )
     evaluate.add_argument("--index", default=settings.index, help="index folder (default: %(default)s)")
     evaluate.add_argument("--model", default=None, help="local model folder; must be the one the index was built with")
-    evaluate.add_argument("--embedder", choices=("auto", "int8", "fp32"), default=None,
-                        help="default $QA_EMBEDDER, else auto: the one the index was built with")
+    evaluate.add_argument(
+        "--embedder",
+        choices=("auto", "int8", "fp32"),
+        default=None,
+        help="default $QA_EMBEDDER, else auto: the one the index was built with",
+    )
     _backend_flags(evaluate, settings)
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    evaluate.add_argument("--details", action="store_true",
-                          help="also one row per question: gold answer, first quote, answer phrase, rank of the "
-                          "gold article, abstained, right")
+    evaluate.add_argument(
+        "--details",
+        action="store_true",
+        help="also one row per question: gold answer, first quote, answer phrase, rank of the "
+        "gold article, abstained, right",
+    )
     evaluate.set_defaults(run=_eval)
 
-    stats = commands.add_parser("stats", help="show what the index holds",
-                                description="What the current index generation holds: articles, passages, "
-                                "sentences, model, chunking, library versions, when and from which corpus it was "
-                                "built.")
+    stats = commands.add_parser(
+        "stats",
+        help="show what the index holds",
+        description="What the current index generation holds: articles, passages, "
+        "sentences, model, chunking, library versions, when and from which corpus it was "
+        "built.",
+    )
     stats.add_argument("--index", default=settings.index, help="index folder (default: %(default)s)")
     _backend_flags(stats, settings)
     stats.add_argument("--json", action="store_true", help="print JSON")
@@ -105,15 +150,25 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
 
 
 def _backend_flags(parser: argparse.ArgumentParser, settings: Settings) -> None:
-    parser.add_argument("--backend", choices=("auto", "embedded", "qdrant"), default=None,
-                        help="where the index lives: embedded (FAISS and SQLite in the index folder) or qdrant "
-                        "(default $QA_BACKEND, else auto: the one the index folder records, else embedded)")
-    parser.add_argument("--qdrant-url", default=None, help="Qdrant server, e.g. http://localhost:6333 (default "
-                        "$QA_QDRANT_URL, else the one the index folder records, else local mode in the index folder)")
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "embedded", "qdrant"),
+        default=None,
+        help="where the index lives: embedded (FAISS and SQLite in the index folder) or qdrant "
+        "(default $QA_BACKEND, else auto: the one the index folder records, else embedded)",
+    )
+    parser.add_argument(
+        "--qdrant-url",
+        default=None,
+        help="Qdrant server, e.g. http://localhost:6333 (default "
+        "$QA_QDRANT_URL, else the one the index folder records, else local mode in the index folder)",
+    )
     parser.add_argument("--qdrant-api-key", default=None, help="the server's API key (default $QA_QDRANT_API_KEY)")
-    parser.add_argument("--qdrant-collection", default=None,
-                        help=f"the collection alias of the index (default $QA_QDRANT_COLLECTION, else "
-                        f"{settings.qdrant_collection})")
+    parser.add_argument(
+        "--qdrant-collection",
+        default=None,
+        help=f"the collection alias of the index (default $QA_QDRANT_COLLECTION, else {settings.qdrant_collection})",
+    )
 
 
 def _embedder(settings: Settings):
@@ -189,16 +244,19 @@ def _build_reporting(settings: Settings) -> int:
 
 
 def _print_report(report) -> None:
-    print(f"{report.files} files in {report.corpus}: {report.articles_read} articles read, "
-          f"{len(report.skipped)} skipped")
+    print(
+        f"{report.files} files in {report.corpus}: {report.articles_read} articles read, {len(report.skipped)} skipped"
+    )
     for skipped in report.skipped:
         print(f"  skipped {skipped.origin}: {skipped.reason}")
     if not report.generation:
         return
     print(f"new {report.new}, changed {report.changed}, removed {report.removed}, unchanged {report.unchanged}")
     if report.up_to_date:
-        print(f"the index in {report.index_dir} is up to date (generation {report.generation}, "
-              f"{report.passages} passages)")
+        print(
+            f"the index in {report.index_dir} is up to date (generation {report.generation}, "
+            f"{report.passages} passages)"
+        )
     else:
         print(f"passages {report.passages}: {report.embedded} embedded, {report.reused_vectors} reused")
         print(f"generation {report.generation} in {report.index_dir}")
@@ -262,8 +320,10 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{key}: {json.dumps(value) if isinstance(value, dict) else value}")
     for number, row in enumerate(rows, start=1):
         verdict = "right" if row["right"] else "wrong"
-        print(f"\n{number}. [{verdict}{', abstained' if row['abstained'] else ''}; gold article rank "
-              f"{row['gold_article_rank'] or '-'}] {row['question']}")
+        print(
+            f"\n{number}. [{verdict}{', abstained' if row['abstained'] else ''}; gold article rank "
+            f"{row['gold_article_rank'] or '-'}] {row['question']}"
+        )
         print(f"   gold: {row['gold'] if not row['unanswerable'] else '(not in the articles)'}")
         if row["first_quote"]:
             phrase = f" **{row['answer_phrase']}**" if row["answer_phrase"] else ""
@@ -302,8 +362,17 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(manifest, indent=2))
         return 0
-    for key in ("generation", "built_at", "corpus", "articles", "passages", "sentences", "model", "dimension",
-                "faiss_index"):
+    for key in (
+        "generation",
+        "built_at",
+        "corpus",
+        "articles",
+        "passages",
+        "sentences",
+        "model",
+        "dimension",
+        "faiss_index",
+    ):
         print(f"{key}: {manifest.get(key)}")
     print(f"chunking: {json.dumps(manifest.get('chunking'))}")
     print(f"versions: {json.dumps(manifest.get('versions'))}")

@@ -13,8 +13,12 @@ from qa.store import MANIFEST, current_generation_path
 KINDS = ("auto", "int8", "fp32")
 
 
-def make_embedder(model: str | Path | None = None, kind: str | None = None, index_dir: str | Path | None = None,
-                  cache_dir: str | Path | None = None):
+def make_embedder(
+    model: str | Path | None = None,
+    kind: str | None = None,
+    index_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+):
     """The embedder a build or a server should use (their settings: qa.config.Settings model, embedder, index,
     cache_dir).
 

@@ -12,16 +12,12 @@ class CorpusNotFound(QAError):
 
 class IndexNotFound(QAError):
     def __init__(self, path: str):
-        super().__init__(
-            f"no index in {path}: build one first with `python -m qa build --corpus PATH --index {path}`"
-        )
+        super().__init__(f"no index in {path}: build one first with `python -m qa build --corpus PATH --index {path}`")
 
 
 class IndexCorrupt(QAError):
     def __init__(self, path: str, why: str):
-        super().__init__(
-            f"index generation {path} cannot be loaded ({why}); rebuild it with `python -m qa build`"
-        )
+        super().__init__(f"index generation {path} cannot be loaded ({why}); rebuild it with `python -m qa build`")
 
 
 class ModelMismatch(QAError):

@@ -48,15 +48,17 @@ def read_questions(path: str | Path) -> list[Question]:
             continue
         try:
             record = json.loads(line)
-            questions.append(Question(
-                question=str(record["question"]),
-                question_date=record.get("question_date"),
-                answer_text=record.get("answer_text"),
-                gold_doc_ids=tuple(record.get("gold_doc_ids") or ()),
-                gold_urls=tuple(record.get("gold_urls") or ()),
-                answer_in_gold_article=bool(record.get("answer_in_gold_article")),
-                unanswerable=bool(record.get("unanswerable")),
-            ))
+            questions.append(
+                Question(
+                    question=str(record["question"]),
+                    question_date=record.get("question_date"),
+                    answer_text=record.get("answer_text"),
+                    gold_doc_ids=tuple(record.get("gold_doc_ids") or ()),
+                    gold_urls=tuple(record.get("gold_urls") or ()),
+                    answer_in_gold_article=bool(record.get("answer_in_gold_article")),
+                    unanswerable=bool(record.get("unanswerable")),
+                )
+            )
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             raise QAError(f"{path}:{number}: expected a JSON object with a 'question'") from None
     return questions
@@ -107,8 +109,9 @@ def evaluate(
         batch = questions[i : i + 16]
         for q in batch:  # one at a time, as a user asks: latency is per question
             started = time.perf_counter()
-            answer = ask_many(generation, embedder, [q.question], top_k, None, [q.question_date], retrieval,
-                              answering)[0]
+            answer = ask_many(generation, embedder, [q.question], top_k, None, [q.question_date], retrieval, answering)[
+                0
+            ]
             answer.latency_ms = (time.perf_counter() - started) * 1000
             answers.append(answer)
     result = score(generation, questions, answers)
@@ -128,14 +131,20 @@ def details(generation: SearchIndex, questions: list[Question], answers: list[An
         gold = set(q.gold_doc_ids)
         rank = next((r for r, d in enumerate(ranked, start=1) if d in gold), None) if gold else None
         first = answer.citations[0].quote if answer.citations else ""
-        rows.append({
-            "question": q.question, "gold": q.answer_text if not q.unanswerable else None,
-            "unanswerable": q.unanswerable, "first_quote": first,
-            "answer_phrase": answer.answer_phrase.text if answer.answer_phrase else None,
-            "gold_article_rank": rank, "abstained": answer.abstained,
-            "right": (not answer.abstained and bool(q.answer_text and quotes_contain(answer, q.answer_text)))
-            if not q.unanswerable else answer.abstained,
-        })
+        rows.append(
+            {
+                "question": q.question,
+                "gold": q.answer_text if not q.unanswerable else None,
+                "unanswerable": q.unanswerable,
+                "first_quote": first,
+                "answer_phrase": answer.answer_phrase.text if answer.answer_phrase else None,
+                "gold_article_rank": rank,
+                "abstained": answer.abstained,
+                "right": (not answer.abstained and bool(q.answer_text and quotes_contain(answer, q.answer_text)))
+                if not q.unanswerable
+                else answer.abstained,
+            }
+        )
     return rows
 
 
@@ -171,16 +180,24 @@ def score(generation: SearchIndex, questions: list[Question], answers: list[Answ
     latencies = np.array([a.latency_ms for a in answers]) if answers else np.zeros(1)
     result: dict[str, float] = {"questions": len(questions)}
     if gold_ranks:
-        result.update({
-            "with_gold": len(gold_ranks),
-            "hits@1": _share(r is not None and r <= 1 for r in gold_ranks),
-            "hits@5": _share(r is not None and r <= 5 for r in gold_ranks),
-            "hits@10": _share(r is not None and r <= 10 for r in gold_ranks),
-            "mrr@10": round(float(np.mean([1.0 / r if r else 0.0 for r in gold_ranks])), 3),
-        })
+        result.update(
+            {
+                "with_gold": len(gold_ranks),
+                "hits@1": _share(r is not None and r <= 1 for r in gold_ranks),
+                "hits@5": _share(r is not None and r <= 5 for r in gold_ranks),
+                "hits@10": _share(r is not None and r <= 10 for r in gold_ranks),
+                "mrr@10": round(float(np.mean([1.0 / r if r else 0.0 for r in gold_ranks])), 3),
+            }
+        )
     if in_quote:
-        result.update({"answer_in_quote": _share(in_quote), "answer_in_first_quote": _share(in_first),
-                       "answer_in_phrase": _share(in_phrase), "answer_in_quote_n": len(in_quote)})
+        result.update(
+            {
+                "answer_in_quote": _share(in_quote),
+                "answer_in_first_quote": _share(in_first),
+                "answer_in_phrase": _share(in_phrase),
+                "answer_in_quote_n": len(in_quote),
+            }
+        )
     if abstained_answerable:
         result["abstained_answerable"] = _share(abstained_answerable)
     if wrong_unanswerable:
@@ -192,8 +209,13 @@ def score(generation: SearchIndex, questions: list[Question], answers: list[Answ
     result["quotes_per_answer"] = round(quotes / len(answered), 2) if answered else 0.0
     result["answers_with_phrase"] = _share(a.answer_phrase is not None for a in answered)
     result["phrase_words_mean"] = round(float(np.mean([len(p.text.split()) for p in phrases])), 2) if phrases else 0.0
-    result["phrases_verified"] = _share(verify_phrase(generation, a.answer_phrase, a.citations[0])
-                                        for a in answered if a.answer_phrase is not None) if phrases else 1.0
+    result["phrases_verified"] = (
+        _share(
+            verify_phrase(generation, a.answer_phrase, a.citations[0]) for a in answered if a.answer_phrase is not None
+        )
+        if phrases
+        else 1.0
+    )
     result["latency_ms_p50"] = round(float(np.percentile(latencies, 50)), 1)
     result["latency_ms_p95"] = round(float(np.percentile(latencies, 95)), 1)
     return result

@@ -104,7 +104,9 @@ class UploadQuota:
         if self.total - everyone < self.per_client - mine:
             return max(0, self.total - everyone), (507, "refused: the upload cache is full; try again in an hour")
         return max(0, self.per_client - mine), (
-            429, f"refused: at most {self.per_client / (1024 * 1024):.1f} MiB of uploads an hour from one address")
+            429,
+            f"refused: at most {self.per_client / (1024 * 1024):.1f} MiB of uploads an hour from one address",
+        )
 
     def record(self, client: str, size: int) -> None:
         with self._lock:
@@ -148,9 +150,11 @@ class RefuseUploadPaths:
             await self.app(scope, receive, send)  # Gradio answers 400 "Invalid content type."
             return
 
-        too_large = (f"refused: an upload request may hold at most {MAX_UPLOAD_REQUEST_BYTES // (1024 * 1024)} MiB "
-                     f"(the maximum allowed size: {MAX_UPLOAD_FILES} files of {MAX_UPLOAD_BYTES // (1024 * 1024)} "
-                     "MiB each)")
+        too_large = (
+            f"refused: an upload request may hold at most {MAX_UPLOAD_REQUEST_BYTES // (1024 * 1024)} MiB "
+            f"(the maximum allowed size: {MAX_UPLOAD_FILES} files of {MAX_UPLOAD_BYTES // (1024 * 1024)} "
+            "MiB each)"
+        )
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_UPLOAD_REQUEST_BYTES:
             await refuse(413, too_large)
@@ -281,8 +285,11 @@ class GuardRequests:
         from starlette.datastructures import Headers
         from starlette.responses import JSONResponse
 
-        too_large = JSONResponse({"detail": f"refused: a request may hold at most {MAX_REQUEST_BYTES // 1024} KiB"},
-                                 status_code=413, headers=CLOSE)
+        too_large = JSONResponse(
+            {"detail": f"refused: a request may hold at most {MAX_REQUEST_BYTES // 1024} KiB"},
+            status_code=413,
+            headers=CLOSE,
+        )
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
             await too_large(scope, receive, send_with_headers)

@@ -168,8 +168,11 @@ def read_corpus(path: str | Path, known: dict[str, SourceFile] | None = None) ->
             continue
         stat = file.stat()
         before = known.get(origin)
-        if (before is not None and (before.size, before.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
-                and not any(key in seen_text or doc_id in seen_ids for doc_id, key in before.articles)):
+        if (
+            before is not None
+            and (before.size, before.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+            and not any(key in seen_text or doc_id in seen_ids for doc_id, key in before.articles)
+        ):
             result.kept += [doc_id for doc_id, _ in before.articles]
             result.skipped += [Skipped(*item) for item in before.skipped]
             seen_text.update((key, doc_id) for doc_id, key in before.articles)
@@ -267,11 +270,23 @@ def _decode(raw: bytes) -> str:
 # A small header a text article may start with (README, "Article formats"): in Markdown, YAML front matter
 # between "---" lines; in both, after (or before) the headline, lines such as "Date: 14 September 2025",
 # "Published 14 September 2025", "Source: The Example Times", "URL: https://...", "By Jane Doe".
-_HEADER_LINE = re.compile(r"^(title|headline|date|published|updated|posted|source|outlet|publisher|url|link|"
-                          r"by|author|authors|byline)\b\s*:?\s+(\S.*)$", re.I)
-_HEADER_FIELD = {"headline": "title", "published": "date", "updated": "date", "posted": "date",
-                 "outlet": "source", "publisher": "source", "link": "url", "by": "authors", "author": "authors",
-                 "byline": "authors"}
+_HEADER_LINE = re.compile(
+    r"^(title|headline|date|published|updated|posted|source|outlet|publisher|url|link|"
+    r"by|author|authors|byline)\b\s*:?\s+(\S.*)$",
+    re.I,
+)
+_HEADER_FIELD = {
+    "headline": "title",
+    "published": "date",
+    "updated": "date",
+    "posted": "date",
+    "outlet": "source",
+    "publisher": "source",
+    "link": "url",
+    "by": "authors",
+    "author": "authors",
+    "byline": "authors",
+}
 
 
 def _text_article(content: str, origin: str, markdown: bool) -> Article:
@@ -331,8 +346,11 @@ def _text_date(value: str) -> str | None:
     from dateutil import parser as dates  # python-dateutil: the common written forms, without guessing from text
 
     try:
-        return dates.parse(value, fuzzy=False, default=datetime(1900, 1, 1)).date().isoformat() if re.search(
-            r"\b(1[89]|20)\d\d\b", value) else None
+        return (
+            dates.parse(value, fuzzy=False, default=datetime(1900, 1, 1)).date().isoformat()
+            if re.search(r"\b(1[89]|20)\d\d\b", value)
+            else None
+        )
     except (ValueError, OverflowError):
         return None
 
@@ -403,7 +421,7 @@ def _is_question(record: object) -> bool:
 def _read_jsonl(file: Path, gzipped: bool) -> Iterator[Article | Skipped]:
     lines = 0
     try:
-        with _open_unlinked(file) as raw_handle, (gzip.open(raw_handle) if gzipped else raw_handle) as handle:
+        with _open_unlinked(file) as raw_handle, gzip.open(raw_handle) if gzipped else raw_handle as handle:
             for number, raw in enumerate(handle, start=1):
                 where = f"{file}:{number}"
                 if not raw.strip():

@@ -28,7 +28,8 @@ TERMS_FILE, VOCAB_FILE = "terms.npz", "vocabulary.json"
 STOPWORDS = frozenset(
     "a an and are as at be but by for if in into is it no not of on or such that the their then there these they "
     "this to was will with who whom whose what when where which why how did does do doing has have had he she his "
-    "her".split())
+    "her".split()
+)
 
 
 @lru_cache(maxsize=1)
@@ -39,19 +40,22 @@ def _stemmer():
 
 
 # Irregular past forms that Snowball leaves apart from their verb, frequent in news reporting.
-_IRREGULAR = dict(pair.split(":") for pair in (
-    "said:say spoke:speak spoken:speak told:tell met:meet won:win took:take taken:take gave:give given:give "
-    "made:make went:go gone:go came:come ran:run left:leave held:hold found:find paid:pay sold:sell bought:buy "
-    "brought:bring began:begin begun:begin fell:fall fallen:fall rose:rise risen:rise lost:lose struck:strike "
-    "chose:choose chosen:choose wrote:write written:write led:lead sent:send built:build spent:spend kept:keep "
-    "saw:see seen:see knew:know known:know thought:think flew:fly flown:fly grew:grow grown:grow threw:throw "
-    "thrown:throw broke:break broken:break stole:steal stolen:steal shot:shoot fought:fight caught:catch "
-    "taught:teach sought:seek stood:stand sat:sit felt:feel heard:hear meant:mean drove:drive driven:drive "
-    "ate:eat eaten:eat drank:drink sang:sing sung:sing swam:swim hid:hide hidden:hide bit:bite bitten:bite "
-    "forgot:forget forgotten:forget froze:freeze frozen:freeze wore:wear worn:wear tore:tear torn:tear "
-    "sank:sink sunk:sink sprang:spring shook:shake shaken:shake woke:wake rode:ride ridden:ride "
-    "dealt:deal lent:lend bent:bend fled:flee swore:swear sworn:swear slept:sleep wept:weep"
-).split())
+_IRREGULAR = dict(
+    pair.split(":")
+    for pair in (
+        "said:say spoke:speak spoken:speak told:tell met:meet won:win took:take taken:take gave:give given:give "
+        "made:make went:go gone:go came:come ran:run left:leave held:hold found:find paid:pay sold:sell bought:buy "
+        "brought:bring began:begin begun:begin fell:fall fallen:fall rose:rise risen:rise lost:lose struck:strike "
+        "chose:choose chosen:choose wrote:write written:write led:lead sent:send built:build spent:spend kept:keep "
+        "saw:see seen:see knew:know known:know thought:think flew:fly flown:fly grew:grow grown:grow threw:throw "
+        "thrown:throw broke:break broken:break stole:steal stolen:steal shot:shoot fought:fight caught:catch "
+        "taught:teach sought:seek stood:stand sat:sit felt:feel heard:hear meant:mean drove:drive driven:drive "
+        "ate:eat eaten:eat drank:drink sang:sing sung:sing swam:swim hid:hide hidden:hide bit:bite bitten:bite "
+        "forgot:forget forgotten:forget froze:freeze frozen:freeze wore:wear worn:wear tore:tear torn:tear "
+        "sank:sink sunk:sink sprang:spring shook:shake shaken:shake woke:wake rode:ride ridden:ride "
+        "dealt:deal lent:lend bent:bend fled:flee swore:swear sworn:swear slept:sleep wept:weep"
+    ).split()
+)
 
 
 _TERMS: dict[str, str | None] = {}  # word -> its term (None: a stop word); words repeat, stemming is per word
@@ -99,8 +103,9 @@ class TermCounts:
             for term in terms:
                 rows.append(row)
                 cols.append(column.setdefault(term, len(column)))
-        matrix = sparse.coo_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
-                                   shape=(len(passages), len(column)))
+        matrix = sparse.coo_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(passages), len(column))
+        )
         return cls(list(column), matrix.tocsc(), lengths)  # duplicates summed: term frequencies
 
     @classmethod
@@ -121,16 +126,28 @@ class TermCounts:
             row_ids.append(block_rows + offset)
             col_ids.append(block_cols)
             offset += height
-        matrix = sparse.coo_matrix((np.concatenate(data) if data else np.zeros(0, np.float32),
-                                    (np.concatenate(row_ids) if row_ids else np.zeros(0, np.int64),
-                                     np.concatenate(col_ids) if col_ids else np.zeros(0, np.int64))),
-                                   shape=(offset, len(vocabulary)))
+        matrix = sparse.coo_matrix(
+            (
+                np.concatenate(data) if data else np.zeros(0, np.float32),
+                (
+                    np.concatenate(row_ids) if row_ids else np.zeros(0, np.int64),
+                    np.concatenate(col_ids) if col_ids else np.zeros(0, np.int64),
+                ),
+            ),
+            shape=(offset, len(vocabulary)),
+        )
         return cls(list(vocabulary), matrix, np.concatenate(lengths) if lengths else np.zeros(0, np.float32))
 
     def save(self, folder: Path) -> None:
         matrix = self.matrix
-        np.savez(folder / TERMS_FILE, data=matrix.data, indices=matrix.indices, indptr=matrix.indptr,
-                 shape=np.array(matrix.shape), lengths=self.lengths)
+        np.savez(
+            folder / TERMS_FILE,
+            data=matrix.data,
+            indices=matrix.indices,
+            indptr=matrix.indptr,
+            shape=np.array(matrix.shape),
+            lengths=self.lengths,
+        )
         (folder / VOCAB_FILE).write_text(json.dumps(self.vocabulary, ensure_ascii=False))
 
     @classmethod
@@ -203,4 +220,3 @@ def reader_idf(df: int, passages: int) -> float:
     corpus had at least MIN_IDF_PASSAGES passages: in a handful of articles every term would look common, and
     the answer's evidence (calibrated on a news corpus) would be understated."""
     return max(0.05, bm25_idf(df, max(passages, MIN_IDF_PASSAGES)))
-

@@ -45,8 +45,10 @@ _SHOW_NEWEST_JS = """() => {
   if (wrap) wrap.scrollTop += row.getBoundingClientRect().top - wrap.getBoundingClientRect().top - 8;
 }"""
 
-_ADMIN_COOKIE_JS = (f"(password) => {{ document.cookie = '{ADMIN_COOKIE}=' + encodeURIComponent(password || '') + "
-                    "'; path=/; SameSite=Strict'; }")
+_ADMIN_COOKIE_JS = (
+    f"(password) => {{ document.cookie = '{ADMIN_COOKIE}=' + encodeURIComponent(password || '') + "
+    "'; path=/; SameSite=Strict'; }"
+)
 
 
 def client_address(request) -> str:
@@ -130,8 +132,12 @@ def build_ui(service: ChatService, examples: Sequence[str] = (), settings: Setti
         citations are offsets into its articles) and `history` (the questions so far, to pass with the next)."""
         earlier = [q for q in history if isinstance(q, str)] if isinstance(history, list) else []
         answer, generation = answered(question, earlier)
-        return {"answer": answer.as_json(), "text": plain_answer(answer, generation), "generation":
-                generation.name, "history": [*earlier, answer.question][-MAX_HISTORY_TURNS:]}
+        return {
+            "answer": answer.as_json(),
+            "text": plain_answer(answer, generation),
+            "generation": generation.name,
+            "history": [*earlier, answer.question][-MAX_HISTORY_TURNS:],
+        }
 
     def index_summary() -> dict:
         """What the index holds: generation, build time, articles, passages, model, articles per period."""
@@ -145,8 +151,9 @@ def build_ui(service: ChatService, examples: Sequence[str] = (), settings: Setti
 
     def save(files: list[str] | None, password: str | None, request: gr.Request) -> list[Path]:
         try:
-            return service.save_uploads(files or [], [Path(f).name for f in files or []], password,
-                                        client_address(request))
+            return service.save_uploads(
+                files or [], [Path(f).name for f in files or []], password, client_address(request)
+            )
         except QAError as error:
             raise refuse(str(error)) from None
 
@@ -164,8 +171,7 @@ def build_ui(service: ChatService, examples: Sequence[str] = (), settings: Setti
             time.sleep(0.2)
         return status
 
-    def rebuild(files: list[str] | None, password: str, request: gr.Request,
-                progress=gr.Progress()):  # noqa: B008 (Gradio's progress bar)
+    def rebuild(files: list[str] | None, password: str, request: gr.Request, progress=gr.Progress()):  # noqa: B008 (Gradio's progress bar)
         """The page's Rebuild: files chosen and not yet added are added first, so a chosen file is never left out."""
         added = ""
         if files:
@@ -179,15 +185,15 @@ def build_ui(service: ChatService, examples: Sequence[str] = (), settings: Setti
         password, when one is set."""
         return {"added": [path.name for path in save(files, password, request)]}
 
-    def rebuild_json(password: str | None, request: gr.Request,
-                     progress=gr.Progress()) -> dict:  # noqa: B008 (Gradio's progress bar)
+    def rebuild_json(password: str | None, request: gr.Request, progress=gr.Progress()) -> dict:  # noqa: B008 (Gradio's progress bar)
         """Rebuild the index from the corpus and switch to it; returns when it is answering (or failed).
         `password`: the admin password, when one is set."""
         return status_json(run_rebuild(password, request, progress))
 
     # Files sent to Gradio's upload route are deleted an hour after they came (checked every 5 minutes).
-    with gr.Blocks(title=PAGE_TITLE, analytics_enabled=False,
-                   delete_cache=(min(300, UPLOAD_CACHE_SECONDS), UPLOAD_CACHE_SECONDS)) as demo:
+    with gr.Blocks(
+        title=PAGE_TITLE, analytics_enabled=False, delete_cache=(min(300, UPLOAD_CACHE_SECONDS), UPLOAD_CACHE_SECONDS)
+    ) as demo:
         gr.HTML(f'<h1 class="qa-title">{html.escape(PAGE_TITLE)}</h1>', elem_id="qa-heading", padding=False)
         asked = gr.State([])
         with gr.Tab("Chat"):
@@ -209,47 +215,75 @@ def build_ui(service: ChatService, examples: Sequence[str] = (), settings: Setti
                     )
                     with gr.Row(equal_height=True):
                         question = gr.Textbox(
-                            show_label=False, placeholder="Ask about the indexed articles…", elem_id="qa-question",
-                            scale=1, max_length=MAX_QUESTION_CHARS, submit_btn=False, container=False,
+                            show_label=False,
+                            placeholder="Ask about the indexed articles…",
+                            elem_id="qa-question",
+                            scale=1,
+                            max_length=MAX_QUESTION_CHARS,
+                            submit_btn=False,
+                            container=False,
                         )
                         ask_button = gr.Button("Ask", variant="primary", scale=0, min_width=72, elem_id="qa-ask")
                         new_button = gr.Button("New chat", scale=0, min_width=128, elem_id="qa-new-chat")
                     if examples:
-                        example_list = gr.Examples([[q] for q in examples], inputs=[question],
-                                                   label="Example questions")
+                        example_list = gr.Examples(
+                            [[q] for q in examples], inputs=[question], label="Example questions"
+                        )
                 with gr.Column(scale=2):
-                    viewer = gr.HTML(_VIEWER_HINT, js_on_load=_VIEWER_JS, elem_id="qa-viewer", max_height=680,
-                                     container=True, padding=True, label="Article")
+                    viewer = gr.HTML(
+                        _VIEWER_HINT,
+                        js_on_load=_VIEWER_JS,
+                        elem_id="qa-viewer",
+                        max_height=680,
+                        container=True,
+                        padding=True,
+                        label="Article",
+                    )
         with gr.Tab("Index", elem_id="qa-index-tab") as index_tab:
             summary_html = gr.HTML(elem_id="qa-summary")
             chart = gr.HTML(elem_id="qa-timeline")
             with gr.Row():
-                files = gr.File(label="Articles to add (.txt .md .html .json .jsonl, at most "
-                                f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MiB each)", file_count="multiple",
-                                file_types=list(UPLOAD_SUFFIXES), elem_id="qa-upload", scale=3)
+                files = gr.File(
+                    label="Articles to add (.txt .md .html .json .jsonl, at most "
+                    f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MiB each)",
+                    file_count="multiple",
+                    file_types=list(UPLOAD_SUFFIXES),
+                    elem_id="qa-upload",
+                    scale=3,
+                )
                 with gr.Column(scale=2):
-                    password = gr.Textbox(label="Admin password", type="password", elem_id="qa-password",
-                                          visible=service.admin_required)
+                    password = gr.Textbox(
+                        label="Admin password", type="password", elem_id="qa-password", visible=service.admin_required
+                    )
                     add_button = gr.Button("Add to corpus", elem_id="qa-add")
                     rebuild_button = gr.Button("Rebuild index", variant="primary", elem_id="qa-rebuild")
                     gr.HTML('<p class="qa-hint">Rebuild index adds the chosen files first.</p>', padding=False)
             build_html = gr.HTML(elem_id="qa-build")
         # The API's own inputs and outputs, never shown: JSON results, parameters named after the functions'.
-        api_files = gr.File(file_count="multiple", file_types=list(UPLOAD_SUFFIXES), visible=False,
-                            elem_id="qa-api-files")
+        api_files = gr.File(
+            file_count="multiple", file_types=list(UPLOAD_SUFFIXES), visible=False, elem_id="qa-api-files"
+        )
         api_password = gr.Textbox("", visible=False, elem_id="qa-api-password")
         api_result = gr.JSON(label="result", visible=False)
         api_upload, api_rebuild = gr.Button(visible=False), gr.Button(visible=False)
 
         # The page's HTML events are "undocumented" (callable, not listed): scripts use the JSON API.
         chat_inputs, chat_outputs = [question, chatbot, asked], [question, chatbot, asked]
-        question.submit(respond, chat_inputs, chat_outputs, api_name="page_chat", api_visibility="undocumented",
-                        concurrency_limit=answering).then(None, js=_SHOW_NEWEST_JS)
-        ask_button.click(respond, chat_inputs, chat_outputs, api_visibility="private",
-                         concurrency_limit=answering).then(None, js=_SHOW_NEWEST_JS)
+        question.submit(
+            respond,
+            chat_inputs,
+            chat_outputs,
+            api_name="page_chat",
+            api_visibility="undocumented",
+            concurrency_limit=answering,
+        ).then(None, js=_SHOW_NEWEST_JS)
+        ask_button.click(
+            respond, chat_inputs, chat_outputs, api_visibility="private", concurrency_limit=answering
+        ).then(None, js=_SHOW_NEWEST_JS)
         if examples:
             example_list.load_input_event.then(respond, chat_inputs, chat_outputs, api_visibility="private").then(
-                None, js=_SHOW_NEWEST_JS)
+                None, js=_SHOW_NEWEST_JS
+            )
         new_button.click(new_chat, None, [chatbot, asked, viewer, question], api_visibility="private")
         chatbot.clear(new_chat, None, [chatbot, asked, viewer, question], api_visibility="private")
         viewer.open(open_article, None, viewer, api_visibility="private", concurrency_limit=8)
@@ -263,12 +297,18 @@ def build_ui(service: ChatService, examples: Sequence[str] = (), settings: Setti
         index_outputs = [summary_html, chart]
         demo.load(show_index, None, index_outputs, api_name="page_index", api_visibility="undocumented")
         index_tab.select(show_index, None, index_outputs, api_visibility="private")
-        add_button.click(add_files, [files, password], [build_html, files], api_name="page_upload",
-                         api_visibility="undocumented")
+        add_button.click(
+            add_files, [files, password], [build_html, files], api_name="page_upload", api_visibility="undocumented"
+        )
         # Not queued behind a running rebuild: a second press must be refused at once, not run afterwards.
-        rebuild_button.click(rebuild, [files, password], [build_html, files, *index_outputs],
-                             api_name="page_rebuild", api_visibility="undocumented", concurrency_limit=None)
+        rebuild_button.click(
+            rebuild,
+            [files, password],
+            [build_html, files, *index_outputs],
+            api_name="page_rebuild",
+            api_visibility="undocumented",
+            concurrency_limit=None,
+        )
         api_upload.click(upload_json, [api_files, api_password], api_result, api_name="upload")
         api_rebuild.click(rebuild_json, [api_password], api_result, api_name="rebuild", concurrency_limit=None)
     return demo
-

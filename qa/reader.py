@@ -378,7 +378,10 @@ class SentenceReader:
             _WARNED.add(used)  # its cosines have another scale: the ranking still works, the thresholds are off
             logging.getLogger(__name__).warning(
                 "the reader was fitted for %s, not %s: answers and abstentions may be worse until it is refitted "
-                "(benchmarks/fit_reader.py)", fitted_for, used)
+                "(benchmarks/fit_reader.py)",
+                fitted_for,
+                used,
+            )
 
     def read(self, generation: SearchIndex, queries: Sequence[Query], ranked: Sequence[list[Hit]]) -> list[Reading]:
         model = self.model

@@ -35,8 +35,12 @@ log = logging.getLogger(__name__)
 NICENESS = 10  # added to the server's: the scheduler runs questions first whenever both want a core
 STOP_GRACE_SECONDS = 5.0  # after SIGTERM, before SIGKILL
 # One thread per library pool in the child (torch, FAISS, BLAS, tokenizers): it gets part of the CPUs only.
-THREAD_LIMITS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                 "TOKENIZERS_PARALLELISM": "false"}
+THREAD_LIMITS = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None  # loaded before any fork
@@ -80,8 +84,19 @@ def build_command(corpus: str | Path, index_dir: str | Path, embedder: Embedder)
     """The child's command line: this interpreter's `python -m qa build` with the kind of embedder the server
     uses (the model folder comes with the environment: $QA_MODEL), progress as JSON lines."""
     kind = "int8" if embedder.model_id.endswith(INT8_SUFFIX) else "fp32"
-    return [sys.executable, "-m", "qa", "build", "--corpus", str(corpus), "--index", str(index_dir),
-            "--embedder", kind, "--progress-json"]
+    return [
+        sys.executable,
+        "-m",
+        "qa",
+        "build",
+        "--corpus",
+        str(corpus),
+        "--index",
+        str(index_dir),
+        "--embedder",
+        kind,
+        "--progress-json",
+    ]
 
 
 def progress_line(stage: str, done: int, total: int) -> str:
@@ -96,8 +111,7 @@ def report_line(report: BuildReport) -> str:
 
 def failure_line(error: str, report: BuildReport | None) -> str:
     """The child's last line when the build failed with a message for the user (and what it read, when known)."""
-    return json.dumps({"error": error, "report": report.as_dict() if report is not None else None},
-                      ensure_ascii=False)
+    return json.dumps({"error": error, "report": report.as_dict() if report is not None else None}, ensure_ascii=False)
 
 
 def report_from(data: dict | None) -> BuildReport | None:
@@ -139,8 +153,13 @@ class RebuildRunner:
     new generation, returning its name) runs before the status says done, so that a caller waiting for the
     rebuild asks the new generation."""
 
-    def __init__(self, command: Sequence[str], on_built: Callable[[BuildReport], str], niceness: int = NICENESS,
-                 grace: float = STOP_GRACE_SECONDS):
+    def __init__(
+        self,
+        command: Sequence[str],
+        on_built: Callable[[BuildReport], str],
+        niceness: int = NICENESS,
+        grace: float = STOP_GRACE_SECONDS,
+    ):
         self.command, self.on_built, self.niceness, self.grace = list(command), on_built, niceness, grace
         self._status = BuildStatus()
         self._lock = threading.Lock()
@@ -201,8 +220,9 @@ class RebuildRunner:
                 for line in process.stdout:
                     event = _event(line)
                     if "stage" in event:
-                        self._update(phase=str(event["stage"]), done=int(event.get("done", 0)),
-                                     total=int(event.get("total", 0)))
+                        self._update(
+                            phase=str(event["stage"]), done=int(event.get("done", 0)), total=int(event.get("total", 0))
+                        )
                     elif "report" in event or "error" in event:
                         report, error = report_from(event.get("report")), str(event.get("error") or "")
                 code = process.wait()
@@ -216,8 +236,11 @@ class RebuildRunner:
             self._finish(BuildStatus(phase="failed", report=report, error=str(failure)))
         except Exception as failure:  # the runner must never take the server down; the old index stays
             log.exception("rebuild failed")
-            self._finish(BuildStatus(phase="failed", report=report,
-                                     error=f"the build failed: {type(failure).__name__}: {failure}"))
+            self._finish(
+                BuildStatus(
+                    phase="failed", report=report, error=f"the build failed: {type(failure).__name__}: {failure}"
+                )
+            )
         finally:
             with self._lock:
                 self._process = None
@@ -232,8 +255,15 @@ class RebuildRunner:
                 self._finish(BuildStatus(phase="failed", error="the server is stopping; the rebuild did not start"))
                 return None
             self._process = subprocess.Popen(
-                self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, env=env,
-                text=True, encoding="utf-8", errors="replace", close_fds=True,
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                env=env,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                close_fds=True,
                 # between fork and exec it takes no lock another thread could hold: system calls only
                 preexec_fn=_lowered(self.niceness, build_cpus(), os.getpid()),
             )
@@ -245,8 +275,9 @@ class RebuildRunner:
         try:
             return self.on_built(report)
         except QAError as error:  # the new generation does not load: the one served stays
-            raise QAError(f"the new generation {report.generation} was written but cannot be served: {error}") \
-                from error
+            raise QAError(
+                f"the new generation {report.generation} was written but cannot be served: {error}"
+            ) from error
 
     def _why(self, code: int, stderr: str) -> str:
         if self._stopping:

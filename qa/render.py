@@ -82,8 +82,7 @@ def render_answer(answer: Answer, generation: SearchIndex) -> str:
     # Made from the Answer's fields, never by parsing its text: each marker links its own quote, whatever
     # characters the quotes hold (“ ” [n] —), and another wording of the text changes nothing here.
     body = " ".join(
-        f'“{text_html(c.quote)}” <a class="qa-cite" href="{_link(generation, c)}">[{c.n}]</a>'
-        for c in answer.citations
+        f'“{text_html(c.quote)}” <a class="qa-cite" href="{_link(generation, c)}">[{c.n}]</a>' for c in answer.citations
     )
     if answer.answer_phrase is not None:
         body = f'<strong class="qa-phrase">{text_html(answer.answer_phrase.text)}</strong> — {body}'
@@ -91,8 +90,9 @@ def render_answer(answer: Answer, generation: SearchIndex) -> str:
     for citation in answer.citations:
         by_article.setdefault((citation.n, citation.doc_id), []).append(citation)
     items = "".join(_render_source(quotes, answer.passages, generation) for _, quotes in sorted(by_article.items()))
-    return (f'<p class="qa-answer">{body}</p><ul class="qa-sources">{items}</ul>'
-            + _plain_html(plain_answer(answer, generation)))
+    return f'<p class="qa-answer">{body}</p><ul class="qa-sources">{items}</ul>' + _plain_html(
+        plain_answer(answer, generation)
+    )
 
 
 def plain_answer(answer: Answer, generation: SearchIndex) -> str:
@@ -148,7 +148,7 @@ def _render_source(quotes: list[Citation], hits: Sequence[Hit], generation: Sear
     return (
         f'<li><a class="qa-open" href="{_link(generation, first)}">[{first.n}] {title}</a>'
         f' <span class="qa-meta">{_meta(first.source, first.publish_date)}</span>'
-        f' {external_link(first.url, "original ↗")}{"".join(excerpts)}</li>'
+        f" {external_link(first.url, 'original ↗')}{''.join(excerpts)}</li>"
     )
 
 
@@ -275,8 +275,10 @@ def render_timeline(summary: IndexSummary, max_labels: int = 14) -> str:
     bars, labels = [], []
     for i, (period, count) in enumerate(summary.timeline):
         tip = html.escape(f"{summary.period} of {period}: {count} article{'s' * (count != 1)}")
-        bars.append(f'<div class="qa-bar" title="{tip}"><span>{count or ""}</span>'
-                    f'<div class="qa-fill" style="height:{100 * count / most:.0f}%"></div></div>')
+        bars.append(
+            f'<div class="qa-bar" title="{tip}"><span>{count or ""}</span>'
+            f'<div class="qa-fill" style="height:{100 * count / most:.0f}%"></div></div>'
+        )
         labels.append(f"<span>{html.escape(period) if i % every == 0 else ''}</span>")
     first, last = summary.timeline[0][0], summary.timeline[-1][0]
     undated = f"; {summary.undated:,} undated not shown" if summary.undated else ""
@@ -286,7 +288,6 @@ def render_timeline(summary: IndexSummary, max_labels: int = 14) -> str:
         f"<figcaption>Articles per {summary.period} by publication date, {html.escape(first)} to "
         f"{html.escape(last)}{undated}.</figcaption></figure>"
     )
-
 
 
 def summary_json(summary: IndexSummary) -> dict:
@@ -313,4 +314,3 @@ def status_json(status: BuildStatus) -> dict:
         "seconds": round(report.seconds, 2) if report is not None else 0.0,
         "skipped": [{"origin": s.origin, "reason": s.reason} for s in (report.skipped if report is not None else [])],
     }
-

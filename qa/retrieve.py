@@ -56,8 +56,13 @@ class Query:
     timeframe: Timeframe | None
 
 
-def make_query(question: str, history: Sequence[str] = (), asked_on: date | None = None,
-               settings: RetrievalSettings = DEFAULT_RETRIEVAL, dated: bool = True) -> Query:
+def make_query(
+    question: str,
+    history: Sequence[str] = (),
+    asked_on: date | None = None,
+    settings: RetrievalSettings = DEFAULT_RETRIEVAL,
+    dated: bool = True,
+) -> Query:
     """`dated`: the asked-on date was stated, so a question without time words is about the days before it."""
     text = question
     if history and is_follow_up(question):
@@ -71,7 +76,9 @@ def make_query(question: str, history: Sequence[str] = (), asked_on: date | None
 _TIME_PHRASE = re.compile(
     r"\b(this|that|these|those|the same)\s+(past\s+|coming\s+)?(week|weekend|month|year|season|day|morning|"
     r"afternoon|evening|night|spring|summer|autumn|fall|winter|time|monday|tuesday|wednesday|thursday|friday|"
-    r"saturday|sunday)s?\b", re.I)
+    r"saturday|sunday)s?\b",
+    re.I,
+)
 
 
 def is_follow_up(question: str) -> bool:
@@ -99,8 +106,10 @@ def retrieve_many(
         candidates = [_candidates(f.ids, f.scores, f.dense, f.keyword) for f in fused]
     else:
         dense_scores, dense_ids = generation.dense_search(vectors, k)
-        candidates = [_fuse(generation, query, vectors[i], dense_scores[i], dense_ids[i], settings)
-                      for i, query in enumerate(queries)]
+        candidates = [
+            _fuse(generation, query, vectors[i], dense_scores[i], dense_ids[i], settings)
+            for i, query in enumerate(queries)
+        ]
     return [_rank(generation, query, *found, top_k, settings) for query, found in zip(queries, candidates, strict=True)]
 
 
@@ -115,8 +124,14 @@ def _candidates(ids: list[int], scores: list[float], dense: list[float], keyword
     return dict(zip(ids, scores, strict=True)), dict(zip(ids, dense, strict=True)), dict(zip(ids, keyword, strict=True))
 
 
-def _fuse(generation: SearchIndex, query: Query, vector: np.ndarray, dense_scores: np.ndarray,
-          dense_ids: np.ndarray, settings: RetrievalSettings) -> Candidates:
+def _fuse(
+    generation: SearchIndex,
+    query: Query,
+    vector: np.ndarray,
+    dense_scores: np.ndarray,
+    dense_ids: np.ndarray,
+    settings: RetrievalSettings,
+) -> Candidates:
     keep = dense_ids >= 0
     dense_ids, dense_scores = dense_ids[keep], dense_scores[keep]
     terms = tokenize(query.text)
@@ -144,8 +159,15 @@ def _fuse(generation: SearchIndex, query: Query, vector: np.ndarray, dense_score
     return fused, dense_of, keyword_of
 
 
-def _rank(generation: SearchIndex, query: Query, fused: dict[int, float], dense_of: dict[int, float],
-          keyword_of: dict[int, float], top_k: int, settings: RetrievalSettings) -> list[Hit]:
+def _rank(
+    generation: SearchIndex,
+    query: Query,
+    fused: dict[int, float],
+    dense_of: dict[int, float],
+    keyword_of: dict[int, float],
+    top_k: int,
+    settings: RetrievalSettings,
+) -> list[Hit]:
     ids = np.fromiter(fused, dtype=np.int64, count=len(fused))
     scores = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
     stored = generation.passages(ids.tolist())
@@ -169,9 +191,18 @@ def _rank(generation: SearchIndex, query: Query, fused: dict[int, float], dense_
         if per_article.get(doc_id, 0) >= settings.per_article or len(hits) >= top_k:
             continue
         per_article[doc_id] = per_article.get(doc_id, 0) + 1
-        hits.append(Hit(len(hits) + 1, passage.passage_id, doc_id, float(scores[position]), passage.start,
-                        passage.end, dense_score=dense_of[passage.passage_id],
-                        keyword_score=keyword_of.get(passage.passage_id, 0.0)))
+        hits.append(
+            Hit(
+                len(hits) + 1,
+                passage.passage_id,
+                doc_id,
+                float(scores[position]),
+                passage.start,
+                passage.end,
+                dense_score=dense_of[passage.passage_id],
+                keyword_score=keyword_of.get(passage.passage_id, 0.0),
+            )
+        )
     return [replace(h, also_in=tuple(also_in.get(h.doc_id, ()))) for h in hits]
 
 

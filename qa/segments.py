@@ -81,8 +81,7 @@ class Segment:
         check_files(path, self.manifest, digests=check)
         self.db = sqlite3.connect(f"file:{path / DATABASE}?mode=ro", uri=True, check_same_thread=False)
         self.lock = threading.Lock()
-        articles = self.db.execute("SELECT doc_id, publish_date, content_hash FROM articles "
-                                   "ORDER BY row").fetchall()
+        articles = self.db.execute("SELECT doc_id, publish_date, content_hash FROM articles ORDER BY row").fetchall()
         self.articles = [row[0] for row in articles]
         self.article_rows = {row[0]: i for i, row in enumerate(articles)}
         self.dates = [row[1] for row in articles]
@@ -113,9 +112,14 @@ class Segment:
         with self.lock:
             for start in range(0, len(doc_ids), 500):
                 chunk = list(doc_ids[start : start + 500])
-                found += [StoredPassage(*row) for row in self.db.execute(
-                    "SELECT passage_id, doc_id, start, end, embed_hash FROM passages WHERE doc_id IN "
-                    f"({','.join('?' * len(chunk))}) ORDER BY row", chunk)]
+                found += [
+                    StoredPassage(*row)
+                    for row in self.db.execute(
+                        "SELECT passage_id, doc_id, start, end, embed_hash FROM passages WHERE doc_id IN "
+                        f"({','.join('?' * len(chunk))}) ORDER BY row",
+                        chunk,
+                    )
+                ]
         return found
 
     @property
@@ -155,8 +159,11 @@ class Segment:
             selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
             # faiss's stubs lack SearchParametersHNSW and the keyword constructor its Python wrapper adds
             wrapped = cast(Any, faiss)
-            params = (wrapped.SearchParametersHNSW(sel=selector, efSearch=HNSW_EF_SEARCH)
-                      if (self.path / GRAPH).exists() else wrapped.SearchParameters(sel=selector))
+            params = (
+                wrapped.SearchParametersHNSW(sel=selector, efSearch=HNSW_EF_SEARCH)
+                if (self.path / GRAPH).exists()
+                else wrapped.SearchParameters(sel=selector)
+            )
         return self.search_index.search(vectors, min(k, self.manifest["passages"]), params=params)
 
     @property
@@ -185,8 +192,9 @@ class Part:
         self.terms: list[tuple[TermCounts, np.ndarray]] = []
         self.texts: list[str] = []  # embedded texts of passages whose terms are still to count
 
-    def add(self, article: Article, passages: list[StoredPassage], vectors: np.ndarray,
-            sentences: list[Sentence]) -> None:
+    def add(
+        self, article: Article, passages: list[StoredPassage], vectors: np.ndarray, sentences: list[Sentence]
+    ) -> None:
         from qa.chunk import embed_text
 
         self.articles.append(article)
@@ -218,9 +226,15 @@ def write_segment(folder: Path, parts: list[Part], dimension: int) -> Path:
         if len(vectors) > FLAT_LIMIT:
             _write_graph(temp / GRAPH, vectors)
         _write_database(temp / DATABASE, articles, passages, sentences)
-        manifest = {"segment": name, "dimension": dimension, "articles": len(articles), "passages": len(passages),
-                    "sentences": len(sentences), "faiss_index": "IndexHNSWFlat" if len(vectors) > FLAT_LIMIT
-                    else "IndexFlatIP", "files": file_checksums(temp)}
+        manifest = {
+            "segment": name,
+            "dimension": dimension,
+            "articles": len(articles),
+            "passages": len(passages),
+            "sentences": len(sentences),
+            "faiss_index": "IndexHNSWFlat" if len(vectors) > FLAT_LIMIT else "IndexFlatIP",
+            "files": file_checksums(temp),
+        }
         (temp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         fsync_tree(temp)
         os.rename(temp, folder / name)
@@ -250,8 +264,9 @@ def _write_graph(path: Path, vectors: np.ndarray) -> None:
     faiss.write_index(index, str(path))
 
 
-def _write_database(path: Path, articles: list[Article], passages: list[StoredPassage],
-                    sentences: list[Sentence]) -> None:
+def _write_database(
+    path: Path, articles: list[Article], passages: list[StoredPassage], sentences: list[Sentence]
+) -> None:
     db = sqlite3.connect(path)
     try:
         db.execute("PRAGMA journal_mode = OFF")  # a fresh file in a temporary folder: fsynced as a whole later
@@ -259,11 +274,26 @@ def _write_database(path: Path, articles: list[Article], passages: list[StoredPa
         db.executescript(_SCHEMA)
         db.executemany(
             "INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            ((i, a.doc_id, a.title, a.text, a.url, a.publish_date, json.dumps(a.authors), a.source, a.origin,
-              a.content_hash) for i, a in enumerate(articles)),
+            (
+                (
+                    i,
+                    a.doc_id,
+                    a.title,
+                    a.text,
+                    a.url,
+                    a.publish_date,
+                    json.dumps(a.authors),
+                    a.source,
+                    a.origin,
+                    a.content_hash,
+                )
+                for i, a in enumerate(articles)
+            ),
         )
-        db.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?)",
-                       ((i, p.passage_id, p.doc_id, p.start, p.end, p.embed_hash) for i, p in enumerate(passages)))
+        db.executemany(
+            "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?)",
+            ((i, p.passage_id, p.doc_id, p.start, p.end, p.embed_hash) for i, p in enumerate(passages)),
+        )
         db.executemany("INSERT INTO sentences VALUES (?, ?, ?)", ((s.doc_id, s.start, s.end) for s in sentences))
         db.commit()
     finally:

@@ -146,8 +146,15 @@ class ChatService:
     corpus, index and embedder). `close()` ends a running build. `backend`: where the index lives (default: the
     embedded backend in `index_dir`; qa.backends.open_backend)."""
 
-    def __init__(self, corpus: str | Path, index_dir: str | Path, embedder: Embedder, admin_password: str = "",
-                 rebuild_command: Sequence[str] | None = None, backend: Backend | None = None):
+    def __init__(
+        self,
+        corpus: str | Path,
+        index_dir: str | Path,
+        embedder: Embedder,
+        admin_password: str = "",
+        rebuild_command: Sequence[str] | None = None,
+        backend: Backend | None = None,
+    ):
         self.corpus = Path(corpus)
         self.index_dir = Path(index_dir)
         self.backend = backend if backend is not None else EmbeddedBackend(index_dir)
@@ -165,15 +172,26 @@ class ChatService:
         self._rebuilds = RebuildRunner(command, on_built=self._switch_to)
 
     @classmethod
-    def open(cls, corpus: str | Path, index_dir: str | Path, embedder: Embedder, admin_password: str = "",
-             progress: bool = True, backend: Backend | None = None) -> ChatService:
+    def open(
+        cls,
+        corpus: str | Path,
+        index_dir: str | Path,
+        embedder: Embedder,
+        admin_password: str = "",
+        progress: bool = True,
+        backend: Backend | None = None,
+    ) -> ChatService:
         """Serve `index_dir`, building it from `corpus` first when there is no index yet."""
         try:
             return cls(corpus, index_dir, embedder, admin_password, backend=backend)
         except IndexNotFound:
             log.info("no index in %s yet: building it from %s", index_dir, corpus)
-            build_index(corpus, backend if backend is not None else index_dir, embedder,
-                        progress=_log_stage if progress else None)
+            build_index(
+                corpus,
+                backend if backend is not None else index_dir,
+                embedder,
+                progress=_log_stage if progress else None,
+            )
         return cls(corpus, index_dir, embedder, admin_password, backend=backend)
 
     def warm_up(self) -> threading.Thread:
@@ -241,12 +259,14 @@ class ChatService:
             count = len(recent)
             for stale in [c for c, times in self._failures.items() if not times]:
                 del self._failures[stale]
-        log.warning("wrong admin password from %s (%d in the last %.0f s)", client or "a local caller", count,
-                    ADMIN_WINDOW)
+        log.warning(
+            "wrong admin password from %s (%d in the last %.0f s)", client or "a local caller", count, ADMIN_WINDOW
+        )
         raise AdminOnly()
 
-    def save_uploads(self, paths: Sequence[str | Path], names: Sequence[str], password: str | None,
-                     client: str = "") -> list[Path]:
+    def save_uploads(
+        self, paths: Sequence[str | Path], names: Sequence[str], password: str | None, client: str = ""
+    ) -> list[Path]:
         """Copy uploaded files into `<corpus>/uploads/` (qa.uploads.store_uploads) when `password` is the admin's."""
         self.check_admin(password, client)
         return store_uploads(self.corpus, paths, names)
@@ -306,8 +326,9 @@ class ChatService:
         """The current generation; with `fallback`, an older good one when the current one is damaged."""
         generation = self.backend.open(self.embedder.model_id, self.embedder.dimension, fallback)
         if generation.fallback_from is not None:
-            log.warning("%s; serving the previous generation %s until then", generation.fallback_from[1],
-                        generation.name)
+            log.warning(
+                "%s; serving the previous generation %s until then", generation.fallback_from[1], generation.name
+            )
         with self._lock:
             self._recent[generation.name] = generation
             while len(self._recent) > KEEP_RECENT:
@@ -319,8 +340,12 @@ class ChatService:
         """The generation served failed to read its store (damaged on disk while served): load the index again
         as at start-up, which checks every file and serves the newest good generation with a warning.
         IndexCorrupt, which says how to rebuild, when none loads."""
-        log.warning("generation %s failed while answering (%s: %s); loading the index again", damaged.name,
-                    type(error).__name__, error)
+        log.warning(
+            "generation %s failed while answering (%s: %s); loading the index again",
+            damaged.name,
+            type(error).__name__,
+            error,
+        )
         with self._recovering:
             if self._generation is damaged:
                 with self._lock:
@@ -372,8 +397,10 @@ def fallback_warning(generation: SearchIndex) -> str:
     if generation.fallback_from is None:
         return ""
     damaged, why = generation.fallback_from
-    return (f"Generation {damaged} cannot be loaded: {why}. The previous generation {generation.name} is "
-            "answering until the index is rebuilt (Rebuild index below, or `python -m qa build`).")
+    return (
+        f"Generation {damaged} cannot be loaded: {why}. The previous generation {generation.name} is "
+        "answering until the index is rebuilt (Rebuild index below, or `python -m qa build`)."
+    )
 
 
 def articles_per_period(days: Sequence[date], max_bars: int = 36) -> tuple[str, list[tuple[str, int]]]:

@@ -59,6 +59,8 @@ GENERATION_PREFIX = "gen-"
 KEEP_GENERATIONS = 2
 MAX_SEGMENTS = 6  # more, and a build merges them into one (each question searches every segment)
 MAX_DEAD_SHARE = 0.3  # of the passages in segments, replaced or deleted since: above it, a build merges
+
+
 class BuildFailed(QAError):
     """The new generation could not be written (disk full, permissions); nothing of it is left behind."""
 
@@ -73,7 +75,8 @@ class BuildFailed(QAError):
 
 def _disk_full(error: Exception) -> bool:
     return getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or any(
-        words in str(error).lower() for words in ("no space left", "disk is full", "disk quota"))
+        words in str(error).lower() for words in ("no space left", "disk is full", "disk quota")
+    )
 
 
 class Generation(BuiltWith):
@@ -102,8 +105,9 @@ class Generation(BuiltWith):
                 self._load_search()
         except _OlderLayout as older:
             self.close()
-            raise IndexCorrupt(str(path), f"written in index layout {older.layout}; this version reads layout "
-                                          f"{STORE_VERSION}") from None
+            raise IndexCorrupt(
+                str(path), f"written in index layout {older.layout}; this version reads layout {STORE_VERSION}"
+            ) from None
         except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError, sqlite3.Error) as error:
             self.close()
             raise IndexCorrupt(str(path), str(error).splitlines()[0] if str(error) else type(error).__name__) from None
@@ -118,8 +122,9 @@ class Generation(BuiltWith):
             for doc_id in segment.articles:
                 if doc_id not in dead:
                     self._home[doc_id] = number
-        duplicate_of = json.loads((self.path / "duplicates.json").read_text()) if (
-            self.path / "duplicates.json").exists() else {}
+        duplicate_of = (
+            json.loads((self.path / "duplicates.json").read_text()) if (self.path / "duplicates.json").exists() else {}
+        )
         self._duplicate_of: dict[str, str] = duplicate_of.get("duplicate_of", {})
         self._pairs = [tuple(pair) for pair in duplicate_of.get("pairs", [])]
         self._lock = threading.Lock()
@@ -138,8 +143,10 @@ class Generation(BuiltWith):
     @cached_property
     def live(self) -> list[np.ndarray]:
         """Per segment: which of its passages this generation serves."""
-        return [np.array([p.doc_id not in dead for p in segment.passages], dtype=bool)
-                for segment, dead in zip(self.segments, self.dead, strict=True)]
+        return [
+            np.array([p.doc_id not in dead for p in segment.passages], dtype=bool)
+            for segment, dead in zip(self.segments, self.dead, strict=True)
+        ]
 
     @cached_property
     def _where(self) -> dict[int, tuple[int, int]]:
@@ -152,9 +159,15 @@ class Generation(BuiltWith):
 
     @cached_property
     def _day_of_row(self) -> list[np.ndarray]:
-        return [np.array([self._facts[p.doc_id].day if live else -1
-                          for p, live in zip(segment.passages, mask.tolist(), strict=True)])
-                for segment, mask in zip(self.segments, self.live, strict=True)]
+        return [
+            np.array(
+                [
+                    self._facts[p.doc_id].day if live else -1
+                    for p, live in zip(segment.passages, mask.tolist(), strict=True)
+                ]
+            )
+            for segment, mask in zip(self.segments, self.live, strict=True)
+        ]
 
     def _load_search(self) -> None:
         for segment in self.segments:  # loaded now: a damaged file shows at start-up, not at a question, and
@@ -173,8 +186,7 @@ class Generation(BuiltWith):
         day = self._day_of_row[number]
         return live & (day >= days[0]) & (day <= days[1])
 
-    def dense_search(self, vectors: np.ndarray, k: int, days: DayRange | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
+    def dense_search(self, vectors: np.ndarray, k: int, days: DayRange | None = None) -> tuple[np.ndarray, np.ndarray]:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         k = max(1, k)
         all_scores, all_ids = [], []
@@ -192,8 +204,9 @@ class Generation(BuiltWith):
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(scores, order, 1).astype(np.float32), np.take_along_axis(ids, order, 1)
 
-    def keyword_search(self, terms: Sequence[str], k: int, days: DayRange | None = None
-                       ) -> tuple[np.ndarray, np.ndarray]:
+    def keyword_search(
+        self, terms: Sequence[str], k: int, days: DayRange | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         found_scores, found_ids = [], []
         for number, segment in enumerate(self.segments):
             scores = self.bm25.scores(terms, number)
@@ -252,8 +265,7 @@ class Generation(BuiltWith):
             raise KeyError(doc_id)
         segment = self.segments[number]
         with segment.lock:
-            row = segment.db.execute(f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE doc_id = ?",
-                                     (doc_id,)).fetchone()
+            row = segment.db.execute(f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE doc_id = ?", (doc_id,)).fetchone()
         if row is None:
             raise KeyError(doc_id)
         article = article_from_row(row)
@@ -272,8 +284,9 @@ class Generation(BuiltWith):
             return []
         segment = self.segments[number]
         with segment.lock:
-            rows = segment.db.execute("SELECT start, end FROM sentences WHERE doc_id = ? ORDER BY start",
-                                      (doc_id,)).fetchall()
+            rows = segment.db.execute(
+                "SELECT start, end FROM sentences WHERE doc_id = ? ORDER BY start", (doc_id,)
+            ).fetchall()
         found = [Sentence(doc_id, start, end) for start, end in rows]
         if len(self._sentences) < 4096:
             self._sentences[doc_id] = found
@@ -312,8 +325,15 @@ class Generation(BuiltWith):
             saved = None
         try:
             saved = saved if saved is not None else json.loads((self.path / SOURCES).read_text())
-            return {path: SourceFile(entry["size"], entry["mtime_ns"], [tuple(a) for a in entry["articles"]],
-                                     [tuple(s) for s in entry["skipped"]]) for path, entry in saved.items()}
+            return {
+                path: SourceFile(
+                    entry["size"],
+                    entry["mtime_ns"],
+                    [tuple(a) for a in entry["articles"]],
+                    [tuple(s) for s in entry["skipped"]],
+                )
+                for path, entry in saved.items()
+            }
         except (OSError, ValueError, AttributeError, KeyError, TypeError):
             return {}  # then every file is read again
 
@@ -332,8 +352,9 @@ class Generation(BuiltWith):
                 for start in range(0, len(wanted), 500):
                     chunk = wanted[start : start + 500]
                     marks = ",".join("?" * len(chunk))
-                    rows += segment.db.execute(f"SELECT embed_hash, row FROM passages WHERE embed_hash IN ({marks})",
-                                               chunk).fetchall()
+                    rows += segment.db.execute(
+                        f"SELECT embed_hash, row FROM passages WHERE embed_hash IN ({marks})", chunk
+                    ).fetchall()
             for embed_hash, row in rows:
                 found.setdefault(embed_hash, np.array(segment.vectors[row], dtype=np.float32))
         return found
@@ -469,8 +490,10 @@ def load_generation(
 
 
 def _older_generation(index_dir: Path, current: str) -> Generation | None:
-    older = sorted((p for p in index_dir.iterdir() if p.is_dir() and p.name.startswith(GENERATION_PREFIX)
-                    and p.name < current), reverse=True)
+    older = sorted(
+        (p for p in index_dir.iterdir() if p.is_dir() and p.name.startswith(GENERATION_PREFIX) and p.name < current),
+        reverse=True,
+    )
     for path in older:
         try:
             return Generation(path)
@@ -491,8 +514,9 @@ class SegmentWriter:
         self.articles: dict[str, tuple[Article, list[StoredPassage], np.ndarray, list[Sentence]]] = {}
         self.written: dict[str, int] = {}  # articles, passages and sentences of the committed generation
 
-    def put_article(self, article: Article, passages: Sequence[StoredPassage], vectors: np.ndarray,
-                    sentences: Sequence[Sentence]) -> None:
+    def put_article(
+        self, article: Article, passages: Sequence[StoredPassage], vectors: np.ndarray, sentences: Sequence[Sentence]
+    ) -> None:
         self.delete_article(article.doc_id)
         self.articles[article.doc_id] = (article, list(passages), np.asarray(vectors, np.float32), list(sentences))
 
@@ -511,8 +535,13 @@ class SegmentWriter:
         alive = sum(1 for s, d in zip(segments, self.dead, strict=True) if any(a not in d for a in s.articles))
         return alive + bool(self.articles) > MAX_SEGMENTS or (rows and dead / rows > MAX_DEAD_SHARE)
 
-    def commit(self, manifest: dict, duplicate_of: dict[str, str], duplicate_pairs: Sequence[tuple[str, str]],
-               sources: dict[str, SourceFile]) -> str:
+    def commit(
+        self,
+        manifest: dict,
+        duplicate_of: dict[str, str],
+        duplicate_pairs: Sequence[tuple[str, str]],
+        sources: dict[str, SourceFile],
+    ) -> str:
         name = GENERATION_PREFIX + stamp()
         temp = self.index_dir / (TEMP_PREFIX + name)
         written: list[Path] = []
@@ -524,20 +553,31 @@ class SegmentWriter:
                         entries.append({"name": segment.name, "dead": sorted(dead & set(segment.articles))})
                 parts = [self._new_parts()] if self.articles else []
             else:
-                parts = ([self._kept_parts(self.previous), self._new_parts()] if self.previous is not None
-                         else [self._new_parts()])
+                parts = (
+                    [self._kept_parts(self.previous), self._new_parts()]
+                    if self.previous is not None
+                    else [self._new_parts()]
+                )
             if parts:
                 folder = write_segment(self.index_dir / SEGMENTS, parts, self.dimension)
                 written.append(folder)
                 entries.append({"name": folder.name, "dead": []})
             temp.mkdir(parents=True)
-            (temp / "duplicates.json").write_text(json.dumps(
-                {"duplicate_of": duplicate_of, "pairs": [list(pair) for pair in duplicate_pairs]}))
+            (temp / "duplicates.json").write_text(
+                json.dumps({"duplicate_of": duplicate_of, "pairs": [list(pair) for pair in duplicate_pairs]})
+            )
             (temp / SOURCES).write_text(json.dumps({path: source.__dict__ for path, source in sources.items()}))
             counts = self.written = _segment_counts(self.index_dir / SEGMENTS, entries)
-            full = {**manifest, "store_version": STORE_VERSION, "generation": name, "segments": entries, **counts,
-                    "faiss_index": _largest_index(self.index_dir / SEGMENTS, entries),
-                    "duplicates": len(duplicate_of), "files": file_checksums(temp)}
+            full = {
+                **manifest,
+                "store_version": STORE_VERSION,
+                "generation": name,
+                "segments": entries,
+                **counts,
+                "faiss_index": _largest_index(self.index_dir / SEGMENTS, entries),
+                "duplicates": len(duplicate_of),
+                "files": file_checksums(temp),
+            }
             (temp / MANIFEST).write_text(json.dumps(full, indent=2))
             fsync_tree(temp)
             os.rename(temp, self.index_dir / name)
@@ -565,10 +605,16 @@ class SegmentWriter:
         for segment, dead in zip(previous.segments, self.dead, strict=True):
             rows = np.array([p.doc_id not in dead for p in segment.passages], dtype=bool)
             with segment.lock:
-                articles = [article_from_row(row) for row in segment.db.execute(
-                    f"SELECT {_ARTICLE_COLUMNS} FROM articles ORDER BY row") if row[0] not in dead]
-                sentences = [Sentence(*row) for row in segment.db.execute(
-                    "SELECT doc_id, start, end FROM sentences ORDER BY doc_id, start") if row[0] not in dead]
+                articles = [
+                    article_from_row(row)
+                    for row in segment.db.execute(f"SELECT {_ARTICLE_COLUMNS} FROM articles ORDER BY row")
+                    if row[0] not in dead
+                ]
+                sentences = [
+                    Sentence(*row)
+                    for row in segment.db.execute("SELECT doc_id, start, end FROM sentences ORDER BY doc_id, start")
+                    if row[0] not in dead
+                ]
             part.articles += articles
             part.sentences += sentences
             part.passages += [p for p, keep in zip(segment.passages, rows.tolist(), strict=True) if keep]
@@ -636,5 +682,3 @@ def _prune(index_dir: Path) -> None:
     for path in segments.iterdir():
         if path.name.startswith(TEMP_PREFIX) or (path.name.startswith(SEGMENT_PREFIX) and path.name not in named):
             shutil.rmtree(path, ignore_errors=True)
-
-

@@ -6,8 +6,12 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-_MONTHS = {m: i for i, m in enumerate(
-    "january february march april may june july august september october november december".split(), start=1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        "january february march april may june july august september october november december".split(), start=1
+    )
+}
 _MONTH_RE = re.compile(r"\b(?:in|during|since|of|last|this)\s+(" + "|".join(_MONTHS) + r")\b(?:\s+(\d{4}))?", re.I)
 _YEAR_RE = re.compile(r"\b(?:in|during|of)\s+((?:19|20)\d{2})\b", re.I)
 _RELATIVE = [

@@ -111,8 +111,9 @@ def _store_all(files: Sequence[tuple[Path, str]], folder: Path) -> list[Path]:
             raise
         why = error.strerror or str(error)
         log.warning("upload not stored (%s); removed what it wrote", why)
-        raise UploadRefused(f"the upload could not be stored ({why.lower()}); nothing was added, the corpus "
-                            "is as it was") from None
+        raise UploadRefused(
+            f"the upload could not be stored ({why.lower()}); nothing was added, the corpus is as it was"
+        ) from None
     finally:
         for part in written:
             part.unlink(missing_ok=True)

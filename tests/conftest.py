@@ -12,8 +12,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_DIR = ROOT.parent / "shared" / "eval" / "realtimeqa"
 _WORD = re.compile(r"\w+")
-_STOP = frozenset("a an and are as at be by did do does for from had has have how in is it its much of on or "
-                  "that the their this to was were what when where which who with".split())
+_STOP = frozenset(
+    "a an and are as at be by did do does for from had has have how in is it its much of on or "
+    "that the their this to was were what when where which who with".split()
+)
 
 
 class FakeEmbedder:
@@ -112,7 +114,7 @@ NEWS = {
     "budget.txt": (
         "Senate passes budget after long night",
         "WASHINGTON (AP) — The U.S. Senate passed the budget on Tuesday after a debate that lasted all night. "
-        "Sen. Maria Lopez said the vote was a relief. \"We got it done,\" she told reporters.\n"
+        'Sen. Maria Lopez said the vote was a relief. "We got it done," she told reporters.\n'
         "The House is expected to vote on Friday. Dr. Alan Reed of the budget office said costs would fall.",
     ),
     "storm.txt": (

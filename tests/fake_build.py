@@ -38,8 +38,16 @@ def held_embedder(args) -> HeldEmbedder:
 
 def fake_build_command(corpus: str | Path, index: str | Path) -> list[str]:
     """The command line a test's ChatService(rebuild_command=...) runs instead of `python -m qa build`."""
-    return [sys.executable, str(Path(__file__).resolve()), "build", "--corpus", str(corpus), "--index", str(index),
-            "--progress-json"]
+    return [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "build",
+        "--corpus",
+        str(corpus),
+        "--index",
+        str(index),
+        "--progress-json",
+    ]
 
 
 if __name__ == "__main__":

@@ -18,8 +18,19 @@ from tests.conftest import FakeEmbedder
 tqdm.get_lock()  # made once in the fork server: a lock made in each killed child would be left to clean up
 
 # Build steps in the order they run; the kill lands before ("<phase>") or after ("<phase> done") each one.
-PHASES = ("cleanup", "ingest", "chunking", "embedding", "terms", "database", "checksums", "segment rename", "rename",
-          "switch", "prune")
+PHASES = (
+    "cleanup",
+    "ingest",
+    "chunking",
+    "embedding",
+    "terms",
+    "database",
+    "checksums",
+    "segment rename",
+    "rename",
+    "switch",
+    "prune",
+)
 
 
 def build_with_pauses(corpus: str, index: str, log: str, pause: float) -> None:
@@ -57,8 +68,16 @@ def build_with_pauses(corpus: str, index: str, log: str, pause: float) -> None:
     checksums = paused(segments.file_checksums, lambda *args: "checksums")  # the segment's, then the generation's
     segments.file_checksums = store.file_checksums = checksums
     # the new segment's and the generation folder's renames into place, and CURRENT's atomic replacement
-    os.rename = paused(os.rename, lambda source, target: "rename" if Path(target).name.startswith("gen-") else
-                       "segment rename" if Path(target).name.startswith("seg-") else None)
+    os.rename = paused(
+        os.rename,
+        lambda source, target: (
+            "rename"
+            if Path(target).name.startswith("gen-")
+            else "segment rename"
+            if Path(target).name.startswith("seg-")
+            else None
+        ),
+    )
     os.replace = paused(os.replace, lambda source, target: "switch" if Path(target).name == store.CURRENT else None)
 
     class PausingEmbedder(FakeEmbedder):

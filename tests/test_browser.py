@@ -14,8 +14,16 @@ from tests.webapp import HOSTILE, running_app, sample_corpus_copy
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "browser-admin"
 SEED_QUESTION = "Who did Ishaq Dar speak with by phone?"
@@ -46,8 +54,9 @@ def browser():
 @pytest.fixture
 def page(browser, app):
     # clipboard permissions: the Copy buttons' text is read back from the clipboard
-    context = browser.new_context(viewport={"width": 1280, "height": 860},
-                                  permissions=["clipboard-read", "clipboard-write"])
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 860}, permissions=["clipboard-read", "clipboard-write"]
+    )
     opened = context.new_page()
     opened.set_default_timeout(TIMEOUT_MS)
     opened.dialogs = []  # any alert() a payload manages to run
@@ -95,7 +104,8 @@ def test_ask_then_click_the_citation_to_read_the_article(page):
     assert "Rubio" in quote.inner_text()
     page.wait_for_function(  # scrolled into view inside the viewer
         """() => { const m = document.querySelector('#qa-viewer mark.qa-quote').getBoundingClientRect();
-                   return m.top >= 0 && m.bottom <= window.innerHeight; }""")
+                   return m.top >= 0 && m.bottom <= window.innerHeight; }"""
+    )
     screenshot(page, "chat-citation.png")
 
     page.get_by_role("button", name="How many parking spaces worry Riverton shop owners?").click()
@@ -129,7 +139,8 @@ def test_an_empty_question_shows_a_hint_and_leaves_the_chat_usable(page, capfd):
     page.locator("#qa-question textarea").fill("   ")
     page.locator("#qa-question textarea").press("Enter")
     page.wait_for_function(  # the hint again (Gradio groups toasts of one kind under a count)
-        "document.querySelector('.toast-count') || document.body.innerText.split('Type a question first.').length > 2")
+        "document.querySelector('.toast-count') || document.body.innerText.split('Type a question first.').length > 2"
+    )
     # no red "Error" badge over the chat or the question box, the answer still there and readable
     assert page.locator("#qa-chat .error, #qa-question .error, .error").count() == 0
     assert page.get_by_text("Error", exact=True).count() == 0
@@ -180,7 +191,9 @@ def test_an_abstention_keeps_its_verdict_in_view_above_short_passages_one_per_ar
         """() => { const v = document.querySelectorAll('#qa-chat .qa-notfound');
                    const box = v[v.length - 1].getBoundingClientRect();
                    const chat = document.querySelector('#qa-chat .bubble-wrap').getBoundingClientRect();
-                   return box.top >= chat.top && box.bottom <= chat.bottom; }""", timeout=5_000)
+                   return box.top >= chat.top && box.bottom <= chat.bottom; }""",
+        timeout=5_000,
+    )
 
 
 def test_the_page_has_a_title_a_wide_question_box_and_nothing_over_the_answers(page):
@@ -196,8 +209,7 @@ def test_the_page_has_a_title_a_wide_question_box_and_nothing_over_the_answers(p
     scroll_down = page.locator("#qa-chat .scroll-down-button-container button")
     scroll_down.wait_for()
     button = scroll_down.bounding_box()
-    rows = page.locator("#qa-chat .message-row").evaluate_all(
-        "rows => rows.map(r => r.getBoundingClientRect().right)")
+    rows = page.locator("#qa-chat .message-row").evaluate_all("rows => rows.map(r => r.getBoundingClientRect().right)")
     assert button["x"] >= max(rows), (button, rows)  # beside the messages, not over their text
 
 

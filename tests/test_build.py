@@ -18,10 +18,12 @@ from qa.build import build_index
 from qa.store import load_generation
 from tests.conftest import NEWS, FakeEmbedder, write_articles
 
-WIRE = ("Port strike ends after nine days",
-        "Dock workers at the port of Kelby voted on Monday to end a strike that had lasted nine days. "
-        "The union said the new contract raises wages by 6 percent over two years. Ships waiting offshore "
-        "began to unload on Monday evening, the harbour master said.")
+WIRE = (
+    "Port strike ends after nine days",
+    "Dock workers at the port of Kelby voted on Monday to end a strike that had lasted nine days. "
+    "The union said the new contract raises wages by 6 percent over two years. Ships waiting offshore "
+    "began to unload on Monday evening, the harbour master said.",
+)
 COPY = ("Kelby dock strike is over", WIRE[1] + " The port handles a third of the region's imports.")
 
 
@@ -103,8 +105,15 @@ def test_a_changed_article_replaces_its_passages_and_a_removed_one_is_gone(corpu
     before = load_generation(index)
     storm, budget, chess = doc(before, "Hurricane"), doc(before, "Senate"), doc(before, "Teenager")
     storm_ids = {p.passage_id for p in before.article_passages(storm)}
-    write_articles(corpus, {"chess.txt": ("Teenager wins chess title", "A 16-year-old from Oslo won the title "
-                                          "on Sunday after a playoff that lasted until midnight.")})
+    write_articles(
+        corpus,
+        {
+            "chess.txt": (
+                "Teenager wins chess title",
+                "A 16-year-old from Oslo won the title on Sunday after a playoff that lasted until midnight.",
+            )
+        },
+    )
     (corpus / "budget.txt").unlink()
     report = build_index(corpus, index, FakeEmbedder())
     after = load_generation(index)
@@ -142,8 +151,11 @@ def test_too_many_segments_merge_into_one_with_the_same_answers(corpus, tmp_path
     assert len(embedder.embedded) == 1  # only the new article's passage: the rest is copied
     assert [c.quote for c in ask(merged, FakeEmbedder(), question).citations] == [c.quote for c in before.citations]
     assert _copies_are_one_story(merged)
-    named = {entry["name"] for folder in index.glob("gen-*")
-             for entry in json.loads((folder / "manifest.json").read_text())["segments"]}
+    named = {
+        entry["name"]
+        for folder in index.glob("gen-*")
+        for entry in json.loads((folder / "manifest.json").read_text())["segments"]
+    }
     assert {p.name for p in (index / "segments").iterdir()} == named  # segments no generation names are gone
     assert len(list(index.glob("gen-*"))) == 2
 
@@ -152,8 +164,10 @@ def test_dense_and_keyword_search_keep_to_a_day_range(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for day in (1, 2, 3):
-        (corpus / f"day{day}.txt").write_text(f"Title: Harbour works, day {day}\nDate: 2025-07-0{day}\n\n"
-                                              f"The harbour works continued on day {day} with new cranes.")
+        (corpus / f"day{day}.txt").write_text(
+            f"Title: Harbour works, day {day}\nDate: 2025-07-0{day}\n\n"
+            f"The harbour works continued on day {day} with new cranes."
+        )
     index = tmp_path / "index"
     build_index(corpus, index, FakeEmbedder())
     generation = load_generation(index)
@@ -170,8 +184,7 @@ def test_dense_and_keyword_search_keep_to_a_day_range(tmp_path):
     assert len({p.doc_id for p in generation.passages(generation.keyword_search(["harbour"], 10)[1])}) == 3
 
 
-def test_the_reader_calibration_is_kept_in_the_manifest_and_a_new_one_needs_no_embedding(corpus, tmp_path,
-                                                                                         monkeypatch):
+def test_the_reader_calibration_is_kept_in_the_manifest_and_a_new_one_needs_no_embedding(corpus, tmp_path, monkeypatch):
     """The abstention threshold and reader weights travel with the index they were fitted for; refitting them
     makes the next build write a generation that carries the new ones, embedding nothing."""
     from qa.answer import reader_model_for
@@ -213,13 +226,17 @@ def test_an_index_of_layout_4_is_rebuilt_into_segments_reusing_every_vector(corp
     with sqlite3.connect(old / "store.sqlite") as db:
         db.execute("CREATE TABLE articles (doc_id TEXT, content_hash TEXT)")
         db.executemany("INSERT INTO articles VALUES (?, ?)", built.article_hashes().items())
-        db.execute("CREATE TABLE passages (passage_id INTEGER, doc_id TEXT, start INTEGER, end INTEGER, "
-                   "embed_hash TEXT)")
-        db.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?)",
-                       [(row, p.doc_id, p.start, p.end, p.embed_hash) for row, p in enumerate(passages)])
+        db.execute(
+            "CREATE TABLE passages (passage_id INTEGER, doc_id TEXT, start INTEGER, end INTEGER, embed_hash TEXT)"
+        )
+        db.executemany(
+            "INSERT INTO passages VALUES (?, ?, ?, ?, ?)",
+            [(row, p.doc_id, p.start, p.end, p.embed_hash) for row, p in enumerate(passages)],
+        )
     db.close()
-    (old / "manifest.json").write_text(json.dumps({"store_version": 4, "model": built.model_id,
-                                                   "dimension": built.dimension}))
+    (old / "manifest.json").write_text(
+        json.dumps({"store_version": 4, "model": built.model_id, "dimension": built.dimension})
+    )
     (index / "CURRENT").write_text(old.name + "\n")
     for folder in index.iterdir():  # nothing of this version's layout is left
         if folder.is_dir() and folder != old:

@@ -14,8 +14,10 @@ def _article(body: str, title: str = "Headline"):
 
 
 def test_sentences_respect_news_abbreviations_and_datelines():
-    text = ('WASHINGTON (AP) — The U.S. Senate voted on Tuesday. Dr. Smith said "It is over." Then he left.\n'
-            "“We will win,” he said. “No doubt.” The company, Acme Inc., reported $3.5 billion in revenue.")
+    text = (
+        'WASHINGTON (AP) — The U.S. Senate voted on Tuesday. Dr. Smith said "It is over." Then he left.\n'
+        "“We will win,” he said. “No doubt.” The company, Acme Inc., reported $3.5 billion in revenue."
+    )
     sentences = [text[s.start : s.end] for s in split_sentences(text)]
     assert sentences == [
         "WASHINGTON (AP) — The U.S. Senate voted on Tuesday.",

@@ -23,8 +23,10 @@ def test_help_explains_every_command():
 
 def test_user_errors_print_one_line(tmp_path, capsys):
     assert main(["build", "--corpus", str(tmp_path / "missing"), "--index", str(tmp_path / "i")]) == 2
-    assert capsys.readouterr().err.strip() == f"error: corpus not found: {tmp_path / 'missing'} " \
+    assert (
+        capsys.readouterr().err.strip() == f"error: corpus not found: {tmp_path / 'missing'} "
         "(pass --corpus with a folder or file of articles)"
+    )
     assert main(["stats", "--index", str(tmp_path / "i")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no index in" in err
@@ -55,15 +57,17 @@ def test_ask_json_format_and_model_mismatch(tmp_path, fake_embedder):
     assert built.returncode == 0, built.stderr
     assert "3 articles read" in built.stdout and "passages per second" in built.stdout
     questions = tmp_path / "q.jsonl"
-    questions.write_text("\n".join(json.dumps({"question": q}) for q in
-                                   ["How many homes lost power?", "Who won the chess championship?"]))
+    questions.write_text(
+        "\n".join(
+            json.dumps({"question": q}) for q in ["How many homes lost power?", "Who won the chess championship?"]
+        )
+    )
     result = run_cli("ask", "--index", str(tmp_path / "i"), "--questions", str(questions), "--json", "--top-k", "2")
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["question"] for line in lines] == ["How many homes lost power?", "Who won the chess championship?"]
     for line in lines:
-        assert set(line) == {"question", "answer", "abstained", "citations", "passages", "latency_ms",
-                             "answer_phrase"}
+        assert set(line) == {"question", "answer", "abstained", "citations", "passages", "latency_ms", "answer_phrase"}
         phrase = line["answer_phrase"]
         if phrase is not None:  # the answering words, inside the first quote, at their article offsets
             first = line["citations"][0]
@@ -74,8 +78,7 @@ def test_ask_json_format_and_model_mismatch(tmp_path, fake_embedder):
         assert set(line["passages"][0]) == {"rank", "passage_id", "doc_id", "score", "start", "end", "also_in"}
         assert line["abstained"] == (not line["citations"])
         for citation in line["citations"]:
-            assert set(citation) == {"n", "doc_id", "title", "url", "publish_date", "source", "quote", "start",
-                                     "end"}
+            assert set(citation) == {"n", "doc_id", "title", "url", "publish_date", "source", "quote", "start", "end"}
     answered = [line for line in lines if line["citations"]]
     assert answered, lines
     assert any("300,000" in c["quote"] or "Oslo" in c["quote"] for line in answered for c in line["citations"])
@@ -121,8 +124,7 @@ def test_build_report_wording(tmp_path, capsys, fake_embedder, monkeypatch):
 
 def test_stats_json_into_a_closed_pipe_ends_quietly(tmp_path, fake_embedder):
     build_index(write_articles(tmp_path / "c", NEWS), tmp_path / "i", fake_embedder)
-    script = (f"{sys.executable} -m qa stats --index {tmp_path / 'i'} --json | head -1; "
-              "exit ${PIPESTATUS[0]}")
+    script = f"{sys.executable} -m qa stats --index {tmp_path / 'i'} --json | head -1; exit ${{PIPESTATUS[0]}}"
     result = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "{" and "Traceback" not in result.stderr and result.returncode == 0
     assert "current index generation holds" in run_cli("stats", "--help").stdout
@@ -155,10 +157,15 @@ def test_test_setup_waits_for_the_dpkg_lock_and_the_app_setup_installs_no_browse
     fake.mkdir()
     (fake / "apt-get").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "apt.log"}\n')
     (fake / "apt-get").chmod(0o755)
-    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "QA_SETUP_SKIP_VENV": "1",
-           "QA_CHROMIUM": str(tmp_path / "no-chromium")}
-    result = subprocess.run(["bash", "scripts/setup-tests.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=60)
+    env = {
+        **os.environ,
+        "PATH": f"{fake}:{os.environ['PATH']}",
+        "QA_SETUP_SKIP_VENV": "1",
+        "QA_CHROMIUM": str(tmp_path / "no-chromium"),
+    }
+    result = subprocess.run(
+        ["bash", "scripts/setup-tests.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     calls = (tmp_path / "apt.log").read_text().splitlines() if (tmp_path / "apt.log").exists() else []
     if os.geteuid() == 0:

@@ -15,8 +15,15 @@ from tests.conftest import ROOT
 
 
 def test_a_flag_wins_over_the_environment_and_the_environment_over_the_default():
-    environ = {"QA_CORPUS": "env-corpus", "QA_INDEX": "env-index", "QA_PORT": "8000", "QA_ANSWER_CONCURRENCY": "4",
-               "QA_MODEL": "", "QA_ADMIN_PASSWORD": "s3cret", "HOME": "/nowhere"}
+    environ = {
+        "QA_CORPUS": "env-corpus",
+        "QA_INDEX": "env-index",
+        "QA_PORT": "8000",
+        "QA_ANSWER_CONCURRENCY": "4",
+        "QA_MODEL": "",
+        "QA_ADMIN_PASSWORD": "s3cret",
+        "HOME": "/nowhere",
+    }
     settings = Settings.from_env(environ).with_flags({"corpus": "flag-corpus", "index": None, "json": True})
     assert settings.corpus == "flag-corpus"  # the flag
     assert (settings.index, settings.port, settings.answer_concurrency) == ("env-index", 8000, 4)  # the variables
@@ -55,14 +62,20 @@ def test_the_command_line_and_the_web_chat_take_a_flag_over_the_environment(tmp_
 
 def qa_variables(source: str) -> list[str]:
     """The QA_* names a module's code holds as whole strings: what it would read from the environment with."""
-    return [node.value for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Constant)
-            and isinstance(node.value, str) and re.fullmatch(r"QA_[A-Z0-9_]+", node.value)]
+    return [
+        node.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.fullmatch(r"QA_[A-Z0-9_]+", node.value)
+    ]
 
 
 def test_no_module_but_qa_config_reads_a_qa_variable():
     assert qa_variables('env = os.environ.get\nport = int(env("QA_PORT", "7860"))') == ["QA_PORT"]  # what it finds
     assert qa_variables('help = "default: $QA_MODEL"') == []  # a help text naming one is no read
-    readers = {path.relative_to(ROOT).as_posix(): names for path in [*sorted((ROOT / "qa").glob("*.py")),
-               ROOT / "app.py"] if path != ROOT / "qa" / "config.py" and (names := qa_variables(path.read_text()))}
+    readers = {
+        path.relative_to(ROOT).as_posix(): names
+        for path in [*sorted((ROOT / "qa").glob("*.py")), ROOT / "app.py"]
+        if path != ROOT / "qa" / "config.py" and (names := qa_variables(path.read_text()))
+    }
     assert readers == {}, "read settings in qa/config.py (Settings.from_env) and pass them down"
     assert "environ" in Path(ROOT / "qa" / "config.py").read_text()

@@ -67,11 +67,24 @@ def test_long_quotes_do_not_count_as_answers():
 
 def test_eval_command_prints_json(index, tmp_path, capsys, monkeypatch):
     questions = tmp_path / "q.jsonl"
-    questions.write_text("\n".join(json.dumps(q) for q in [
-        {"question": "How much did regular gasoline cost a gallon?", "answer_text": "$5.01",
-         "gold_doc_ids": ["gas"], "answer_in_gold_article": True, "question_date": "2025/07/16"},
-        {"question": "Who won the junior chess championship?", "gold_urls": ["https://outlet-three.example/chess"]},
-    ]))
+    questions.write_text(
+        "\n".join(
+            json.dumps(q)
+            for q in [
+                {
+                    "question": "How much did regular gasoline cost a gallon?",
+                    "answer_text": "$5.01",
+                    "gold_doc_ids": ["gas"],
+                    "answer_in_gold_article": True,
+                    "question_date": "2025/07/16",
+                },
+                {
+                    "question": "Who won the junior chess championship?",
+                    "gold_urls": ["https://outlet-three.example/chess"],
+                },
+            ]
+        )
+    )
     monkeypatch.setattr("qa.cli._embedder", lambda args: FakeEmbedder())
     assert main(["eval", "--questions", str(questions), "--index", str(index), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)

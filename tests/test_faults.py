@@ -91,6 +91,7 @@ def test_builds_killed_at_random_moments_leave_a_complete_generation(tmp_path):
 
 # ---------------------------------------------------------------- damaged generations under the app
 
+
 @pytest.fixture
 def two_generations(tmp_path):
     """A corpus and an index with two generations; returns (corpus, index, good name, current path)."""
@@ -166,8 +167,13 @@ def test_app_refuses_to_start_without_a_loadable_generation_and_says_how_to_rebu
     index = tmp_path / "index"
     build_index(corpus, index, FakeEmbedder())
     damage(load_generation(index).path, how)
-    run = subprocess.run([sys.executable, str(ROOT / "app.py"), "--corpus", str(corpus), "--index", str(index),
-                          "--port", "1"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), "--corpus", str(corpus), "--index", str(index), "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert run.returncode == 2, run.stderr
     assert "cannot be loaded" in run.stderr and "rebuild it with `python -m qa build`" in run.stderr
     assert "Traceback" not in run.stderr + run.stdout
@@ -189,13 +195,15 @@ def test_a_damaged_build_on_disk_does_not_replace_the_generation_in_memory(two_g
 
 # ---------------------------------------------------------------- disk full
 
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 2 MiB tmpfs (needs root and mount permission; skipped with the reason otherwise)."""
     folder = tmp_path / "small"
     folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True,
-                             text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a 2 MiB tmpfs to fill up (needs root): {mounted.stderr.strip()}")
     try:
@@ -204,8 +212,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
-def test_a_full_disk_fails_the_build_clearly_and_the_old_index_keeps_serving(tmp_path, small_disk, monkeypatch,
-                                                                              capsys):
+def test_a_full_disk_fails_the_build_clearly_and_the_old_index_keeps_serving(tmp_path, small_disk, monkeypatch, capsys):
     from qa.store import BuildFailed
 
     corpus = write_articles(tmp_path / "corpus", NEWS)
@@ -266,8 +273,13 @@ def test_a_generation_of_an_older_layout_is_refused_with_how_to_rebuild_and_the_
 
     with pytest.raises(IndexCorrupt, match="written in index layout 1.*rebuild it with `python -m qa build`"):
         ChatService(corpus, index, FakeEmbedder())
-    run = subprocess.run([sys.executable, str(ROOT / "app.py"), "--corpus", str(corpus), "--index", str(index),
-                          "--port", "1"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), "--corpus", str(corpus), "--index", str(index), "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert run.returncode == 2 and "index layout 1" in run.stderr and "Traceback" not in run.stderr + run.stdout
     rebuilt = FakeEmbedder()
     report = build_index(corpus, index, rebuilt)
@@ -285,10 +297,13 @@ def test_an_upload_that_fills_the_disk_stores_nothing_and_says_so(tmp_path, smal
     from tests.webapp import running_app
 
     corpus = write_articles(small_disk / "corpus", NEWS)
-    incoming = write_articles(tmp_path / "incoming", {
-        "harbour.txt": ("Harbour news", "The harbour reopened on Monday after repairs. " * 2_000),  # 92 KB
-        "ferry.txt": ("Ferry news", "The ferry timetable changes in May, the council said. " * 15_000),  # 810 KB
-    })
+    incoming = write_articles(
+        tmp_path / "incoming",
+        {
+            "harbour.txt": ("Harbour news", "The harbour reopened on Monday after repairs. " * 2_000),  # 92 KB
+            "ferry.txt": ("Ferry news", "The ferry timetable changes in May, the council said. " * 15_000),  # 810 KB
+        },
+    )
     files = [handle_file(str(incoming / name)) for name in ("harbour.txt", "ferry.txt")]
     filler = small_disk / "filler"
     filler.write_bytes(bytes(shutil.disk_usage(small_disk).free - 400 * 1024))  # 400 KB left
@@ -305,8 +320,7 @@ def test_an_upload_that_fills_the_disk_stores_nothing_and_says_so(tmp_path, smal
         assert len(list((corpus / "uploads").iterdir())) == 2
 
 
-def test_a_store_damaged_while_served_is_detected_and_the_previous_generation_answers(tmp_path, caplog,
-                                                                                      monkeypatch):
+def test_a_store_damaged_while_served_is_detected_and_the_previous_generation_answers(tmp_path, caplog, monkeypatch):
     """store.sqlite garbled under a running app: no question fails, the previous generation answers from then on,
     and the Index tab says which generation is damaged (a85cd91: {"error": null} to some questions, an empty tab).
     The articles are long, so their text lies in pages SQLite reads only when a question needs it."""
@@ -316,8 +330,9 @@ def test_a_store_damaged_while_served_is_detected_and_the_previous_generation_an
     from tests.webapp import free_port
 
     filler = " ".join(f"Filler sentence {i} says nothing about the news." for i in range(300))
-    corpus = write_articles(tmp_path / "corpus", {name: (title, f"{body}\n{filler}") for name, (title, body) in
-                                                  NEWS.items()})
+    corpus = write_articles(
+        tmp_path / "corpus", {name: (title, f"{body}\n{filler}") for name, (title, body) in NEWS.items()}
+    )
     index = tmp_path / "index"
     build_index(corpus, index, FakeEmbedder())
     good = load_generation(index).name
@@ -335,9 +350,15 @@ def test_a_store_damaged_while_served_is_detected_and_the_previous_generation_an
         store[4096:] = bytes(len(store) - 4096)  # every page after the first
         (own_segment(current) / "store.sqlite").write_bytes(bytes(store))
         with caplog.at_level(logging.WARNING, logger="qa"):
-            answers = [client.predict(question, None, api_name="/ask") for question in
-                       ["How many homes lost power in the hurricane?", "Who won the chess championship?",
-                        "When will the House vote on the budget?"] * 5]
+            answers = [
+                client.predict(question, None, api_name="/ask")
+                for question in [
+                    "How many homes lost power in the hurricane?",
+                    "Who won the chess championship?",
+                    "When will the House vote on the budget?",
+                ]
+                * 5
+            ]
             summary = client.predict(api_name="/index_summary")["warning"]
         assert f"Generation {current.name} cannot be loaded" in summary and f"{good} is answering" in summary
         assert f"generation {current.name} failed while answering" in caplog.text

@@ -18,20 +18,35 @@ def test_seed_article_title_and_body():
 
 def test_formats_and_field_aliases(tmp_path):
     (tmp_path / "a.md").write_text("\n# Markdown headline\n\nFirst paragraph.\n", encoding="utf-8")
-    (tmp_path / "b.json").write_text(json.dumps({"id": "b1", "title": "One", "body": "Body one.",
-                                                  "url": "https://www.example.com/x", "date": "2022/07/06"}))
-    (tmp_path / "c.json").write_text(json.dumps([{"title": "L1", "text": "List one."},
-                                                 {"title": "L2", "text": "List two."}]))
+    (tmp_path / "b.json").write_text(
+        json.dumps(
+            {"id": "b1", "title": "One", "body": "Body one.", "url": "https://www.example.com/x", "date": "2022/07/06"}
+        )
+    )
+    (tmp_path / "c.json").write_text(
+        json.dumps([{"title": "L1", "text": "List one."}, {"title": "L2", "text": "List two."}])
+    )
     (tmp_path / "d.jsonl").write_text(
-        json.dumps({"doc_id": "d1", "title": "J", "text": "Line one.", "published": "2022-06-01T10:00:00Z",
-                    "authors": ["A. Writer"], "source": "Wire"}) + "\n")
+        json.dumps(
+            {
+                "doc_id": "d1",
+                "title": "J",
+                "text": "Line one.",
+                "published": "2022-06-01T10:00:00Z",
+                "authors": ["A. Writer"],
+                "source": "Wire",
+            }
+        )
+        + "\n"
+    )
     with gzip.open(tmp_path / "e.jsonl.gz", "wt") as handle:
         handle.write(json.dumps({"title": "G", "text": "Gzipped.", "url": "https://news.example.org/g"}) + "\n")
     (tmp_path / "f.html").write_text(
         "<html><head><title>Page title</title><meta property='og:site_name' content='Daily Example'>"
         "<meta name='date' content='2022-08-01'></head><body><article><h1>Page title</h1>"
         + "".join(f"<p>Paragraph number {i} of the story has enough words to count as text.</p>" for i in range(6))
-        + "</article></body></html>")
+        + "</article></body></html>"
+    )
     result = read_corpus(tmp_path)
     by_title = {a.title: a for a in result.articles}
     assert not result.skipped, result.skipped
@@ -66,7 +81,8 @@ def test_bad_input_is_reported_and_the_rest_indexed(tmp_path, monkeypatch):
     (tmp_path / "latin1.txt").write_bytes("Caf\xe9 headline\nbody\n".encode("latin-1"))
     (tmp_path / "headline_only.txt").write_text("Only a headline\n")
     (tmp_path / "lines.jsonl").write_text(
-        json.dumps({"title": "ok", "text": "Fine line."}) + "\n{not json\n" + json.dumps({"title": "no text"}) + "\n")
+        json.dumps({"title": "ok", "text": "Fine line."}) + "\n{not json\n" + json.dumps({"title": "no text"}) + "\n"
+    )
     (tmp_path / "z_dup.txt").write_text("Other headline\nGood body text.\n")
     (tmp_path / "image.png").write_bytes(b"\x89PNG")
     monkeypatch.setattr("qa.ingest.MAX_FILE_BYTES", 1000)
@@ -93,20 +109,32 @@ def test_missing_corpus_is_a_user_error(tmp_path):
 
 def test_a_text_article_header_gives_date_outlet_link_and_byline_and_stays_out_of_the_body(tmp_path):
     body = "The new bridge opened on Saturday.\nBy the time it opened, crowds had gathered."
-    (tmp_path / "a.txt").write_text("Harbour bridge opens\nPublished 14 September 2025\nSource: Port Ellis Post\n"
-                                    f"URL: https://post.example/bridge\nBy Jane Doe and Sam Lee\n\n{body}\n")
-    (tmp_path / "b.md").write_text("---\ntitle: Seed shelf opens\ndate: June 17, 2025\nsource: Valley Courier\n"
-                                   "authors: [Ann Roe]\n---\nThe library opened a seed shelf.\n")
+    (tmp_path / "a.txt").write_text(
+        "Harbour bridge opens\nPublished 14 September 2025\nSource: Port Ellis Post\n"
+        f"URL: https://post.example/bridge\nBy Jane Doe and Sam Lee\n\n{body}\n"
+    )
+    (tmp_path / "b.md").write_text(
+        "---\ntitle: Seed shelf opens\ndate: June 17, 2025\nsource: Valley Courier\n"
+        "authors: [Ann Roe]\n---\nThe library opened a seed shelf.\n"
+    )
     (tmp_path / "c.txt").write_text("Plain headline\nPublished in the spring, the report said a lot.\n")
     (tmp_path / "d.txt").write_text("Date: 2025-03-02\nHeadline after the date\nBody text here.\n")
     articles = {a.title: a for a in read_corpus(tmp_path).articles}
     a = articles["Harbour bridge opens"]
-    assert (a.publish_date, a.source, a.url, a.authors) == ("2025-09-14", "Port Ellis Post",
-                                                            "https://post.example/bridge", ("Jane Doe", "Sam Lee"))
+    assert (a.publish_date, a.source, a.url, a.authors) == (
+        "2025-09-14",
+        "Port Ellis Post",
+        "https://post.example/bridge",
+        ("Jane Doe", "Sam Lee"),
+    )
     assert a.text == body  # offsets point into the body alone
     b = articles["Seed shelf opens"]
-    assert (b.publish_date, b.source, b.authors, b.text) == ("2025-06-17", "Valley Courier", ("Ann Roe",),
-                                                             "The library opened a seed shelf.")
+    assert (b.publish_date, b.source, b.authors, b.text) == (
+        "2025-06-17",
+        "Valley Courier",
+        ("Ann Roe",),
+        "The library opened a seed shelf.",
+    )
     c = articles["Plain headline"]
     assert c.publish_date is None and c.text == "Published in the spring, the report said a lot."
     d = articles["Headline after the date"]

@@ -23,16 +23,20 @@ from tests.conftest import NEWS, ROOT, FakeEmbedder, write_articles
 from tests.fake_build import fake_build_command
 from tests.webapp import free_port, sample_corpus_copy
 
-COMET = ("Observatory spots a comet", "Astronomers spotted a faint comet on Thursday. The comet will be visible "
-         "with binoculars in October, the observatory said.")
+COMET = (
+    "Observatory spots a comet",
+    "Astronomers spotted a faint comet on Thursday. The comet will be visible "
+    "with binoculars in October, the observatory said.",
+)
 
 
 @pytest.fixture
 def service(tmp_path):
     corpus = write_articles(tmp_path / "corpus", NEWS)
     build_index(corpus, tmp_path / "index", FakeEmbedder())
-    served = ChatService(corpus, tmp_path / "index", FakeEmbedder(),
-                         rebuild_command=fake_build_command(corpus, tmp_path / "index"))
+    served = ChatService(
+        corpus, tmp_path / "index", FakeEmbedder(), rebuild_command=fake_build_command(corpus, tmp_path / "index")
+    )
     yield served
     served.close()
 
@@ -136,7 +140,11 @@ def test_a_build_process_ends_when_the_server_is_killed_outright(tmp_path, gate)
     corpus, index = write_articles(tmp_path / "corpus", NEWS), tmp_path / "index"
     build_index(corpus, index, FakeEmbedder())
     write_articles(corpus, {"comet.txt": COMET})
-    server = subprocess.Popen([sys.executable, "-c", f"""
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"""
 import sys, time
 sys.path.insert(0, {str(ROOT)!r})
 from qa.service import ChatService
@@ -151,7 +159,11 @@ while service.build_status().phase not in ("embedding", "failed", "done") and ti
 status = service.build_status()
 print(status.pid, status.phase, status.error, flush=True)
 time.sleep(120)
-"""], stdout=subprocess.PIPE, text=True)
+""",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         pid, phase, error = (server.stdout.readline().strip().split(" ", 2) + ["", "", ""])[:3]
         assert phase == "embedding", f"the build did not reach embedding: {phase} {error}"
@@ -163,16 +175,20 @@ time.sleep(120)
 
 
 def test_a_build_that_cannot_start_fails_with_its_message(service):
-    service._rebuilds.command = [sys.executable, "-c", "import sys; print('no such build', file=sys.stderr); "
-                                 "sys.exit(3)"]
+    service._rebuilds.command = [
+        sys.executable,
+        "-c",
+        "import sys; print('no such build', file=sys.stderr); sys.exit(3)",
+    ]
     service.start_rebuild("")
     status = service.wait_for_rebuild(timeout=60)
     assert status.phase == "failed" and status.error == "the build process exited with status 3: no such build"
 
 
 def test_build_progress_json_prints_stages_then_the_report(tmp_path, monkeypatch, capsys):
-    corpus = write_articles(tmp_path / "corpus", {f"a{i}.txt": (f"Report {i}", f"Harbour news number {i}.")
-                                                  for i in range(70)})
+    corpus = write_articles(
+        tmp_path / "corpus", {f"a{i}.txt": (f"Report {i}", f"Harbour news number {i}.") for i in range(70)}
+    )
     monkeypatch.setattr(qa.cli, "_embedder", lambda args: FakeEmbedder())
     assert qa.cli.main(["build", "--corpus", str(corpus), "--index", str(tmp_path / "index"), "--progress-json"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -184,8 +200,10 @@ def test_build_progress_json_prints_stages_then_the_report(tmp_path, monkeypatch
     assert lines[-1]["report"]["new"] == 70 and lines[-1]["report"]["generation"]
 
     (tmp_path / "empty").mkdir()
-    assert qa.cli.main(["build", "--corpus", str(tmp_path / "empty"), "--index", str(tmp_path / "i2"),
-                        "--progress-json"]) == 1
+    assert (
+        qa.cli.main(["build", "--corpus", str(tmp_path / "empty"), "--index", str(tmp_path / "i2"), "--progress-json"])
+        == 1
+    )
     failure = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert "no article files found" in failure["error"] and failure["report"]["files"] == 0
 
@@ -207,6 +225,7 @@ def test_build_status_describes_each_stage():
 
 
 # ---------------------------------------------------------------- app.py over HTTP, real model
+
 
 def children_of(pid: int) -> list[int]:
     found = []
@@ -232,9 +251,9 @@ def result(http, endpoint: str, event_id: str):
     kind = None
     for line in stream.splitlines():
         if line.startswith("event: "):
-            kind = line[len("event: "):]
+            kind = line[len("event: ") :]
         elif line.startswith("data: ") and kind == "complete":
-            return json.loads(line[len("data: "):])[0]
+            return json.loads(line[len("data: ") :])[0]
     raise AssertionError(f"no result: {stream[-300:]}")
 
 
@@ -244,9 +263,22 @@ def test_app_py_rebuilds_in_a_child_process_over_http_and_ends_it_when_stopped(t
     port, password = free_port(), "rebuild-test"
     env = {**os.environ, "QA_ADMIN_PASSWORD": password}
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 (the server's whole life)
-    server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--corpus", str(corpus), "--index",
-                               str(tmp_path / "index"), "--port", str(port)], cwd=tmp_path, env=env, stdout=log,
-                              stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "app.py"),
+            "--corpus",
+            str(corpus),
+            "--index",
+            str(tmp_path / "index"),
+            "--port",
+            str(port),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
             wait_for(lambda: _up(http, server, tmp_path / "server.log"), "app.py to serve", timeout=300)
@@ -257,12 +289,22 @@ def test_app_py_rebuilds_in_a_child_process_over_http_and_ends_it_when_stopped(t
             assert "October" in answer["citations"][0]["quote"]
             assert not children_of(server.pid)  # the build process has ended
 
-            write_articles(corpus, {f"harbour{i}.txt": (f"Harbour report {i}", f"Ferry {i} leaves the harbour at "
-                                    f"{i % 12 + 1} o'clock on weekdays. " * 40) for i in range(60)})
+            write_articles(
+                corpus,
+                {
+                    f"harbour{i}.txt": (
+                        f"Harbour report {i}",
+                        f"Ferry {i} leaves the harbour at {i % 12 + 1} o'clock on weekdays. " * 40,
+                    )
+                    for i in range(60)
+                },
+            )
             call(http, "rebuild", password)
             child = wait_for(lambda: children_of(server.pid), "the build process")[0]
-            command = wait_for(lambda: "build" in (line := Path(f"/proc/{child}/cmdline").read_text().split("\0"))
-                               and line, "the build's command line (after exec)")
+            command = wait_for(
+                lambda: "build" in (line := Path(f"/proc/{child}/cmdline").read_text().split("\0")) and line,
+                "the build's command line (after exec)",
+            )
             assert command[1:4] == ["-m", "qa", "build"] and "--progress-json" in command
             assert nice_of(child) == min(19, nice_of(server.pid) + NICENESS)
         server.send_signal(signal.SIGTERM)  # as a service manager stops it

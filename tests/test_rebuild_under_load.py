@@ -19,13 +19,24 @@ Generations, HttpChat, Result = load_benchmark.Generations, load_benchmark.HttpC
 check_reply, cited_quotes = load_benchmark.check_reply, load_benchmark.cited_quotes
 
 SESSIONS = 4
-QUESTIONS = ["How many homes lost power in the hurricane?", "Who won the chess championship?",
-             "Did the Senate pass the budget?", "When will the comet be visible?", "How much do apples cost?"]
+QUESTIONS = [
+    "How many homes lost power in the hurricane?",
+    "Who won the chess championship?",
+    "Did the Senate pass the budget?",
+    "When will the comet be visible?",
+    "How much do apples cost?",
+]
 ADDED = [
-    {"doc_id": "comet", "title": "Glacier observatory spots a new comet",
-     "text": "Astronomers spotted a faint comet on Thursday. The comet will be visible with binoculars in October."},
-    {"doc_id": "orchard", "title": "Hillside orchard opens",
-     "text": "The Hillside orchard opens on Saturday. A basket of apples costs 12 dollars, the owner said."},
+    {
+        "doc_id": "comet",
+        "title": "Glacier observatory spots a new comet",
+        "text": "Astronomers spotted a faint comet on Thursday. The comet will be visible with binoculars in October.",
+    },
+    {
+        "doc_id": "orchard",
+        "title": "Hillside orchard opens",
+        "text": "The Hillside orchard opens on Saturday. A basket of apples costs 12 dollars, the owner said.",
+    },
 ]
 
 
@@ -35,8 +46,11 @@ def upload(url: str, article: dict) -> None:
     data = json.dumps(article).encode()
     with httpx.Client(base_url=url, timeout=60, headers={"x-admin-password": PASSWORD}) as http:
         cached = http.post("/gradio_api/upload", files={"files": (f"{article['doc_id']}.json", data)}).json()[0]
-    HttpChat(url).predict([{"path": cached, "orig_name": f"{article['doc_id']}.json",
-                            "meta": {"_type": "gradio.FileData"}}], PASSWORD, api_name="/upload")
+    HttpChat(url).predict(
+        [{"path": cached, "orig_name": f"{article['doc_id']}.json", "meta": {"_type": "gradio.FileData"}}],
+        PASSWORD,
+        api_name="/upload",
+    )
 
 
 def test_rebuilds_while_sessions_ask_fail_nothing_and_every_citation_resolves(tmp_path, monkeypatch):

@@ -27,8 +27,9 @@ def test_rrf_fusion_matches_an_oracle(generation):
     dense_rank = {ids[i]: r for r, i in enumerate(np.argsort(-dense, kind="stable"))}
     keyword_order = sorted((i for i in range(len(ids)) if keyword[i] > 0), key=lambda i: (-keyword[i], ids[i]))
     keyword_rank = {ids[i]: r for r, i in enumerate(keyword_order)}
-    oracle = {pid: 1 / (61 + dense_rank[pid]) + (1 / (61 + keyword_rank[pid]) if pid in keyword_rank else 0)
-              for pid in ids}
+    oracle = {
+        pid: 1 / (61 + dense_rank[pid]) + (1 / (61 + keyword_rank[pid]) if pid in keyword_rank else 0) for pid in ids
+    }
     for hit in hits:
         assert hit.score == pytest.approx(oracle[hit.passage_id])
     assert hits[0].doc_id == "gas"
@@ -94,8 +95,12 @@ def test_follow_up_retrieves_as_if_the_subject_were_named(generation):
 
 
 def test_a_period_named_with_this_or_that_is_not_a_follow_up():
-    for question in ["Which country won the most medals this week?", "Who resigned as prime minister this month?",
-                     "What did the central bank decide that Tuesday?", "Which team won the cup this past weekend?"]:
+    for question in [
+        "Which country won the most medals this week?",
+        "Who resigned as prime minister this month?",
+        "What did the central bank decide that Tuesday?",
+        "Which team won the cup this past weekend?",
+    ]:
         assert not is_follow_up(question), question
     for question in ["What did he say about India this week?", "Where did this happen?", "What about the ferry?"]:
         assert is_follow_up(question), question

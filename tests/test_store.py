@@ -38,7 +38,7 @@ def test_build_writes_a_complete_generation(corpus, tmp_path, fake_embedder):
     # vectors in the index are the embeddings of the stored passages (brute-force oracle)
     for stored in generation.stored_passages():
         article = generation.article(stored.doc_id)
-        expected = fake_embedder.embed([f"{article.title}\n{article.text[stored.start:stored.end]}"])[0]
+        expected = fake_embedder.embed([f"{article.title}\n{article.text[stored.start : stored.end]}"])[0]
         assert np.allclose(generation.vectors([stored.passage_id])[0], expected, atol=1e-6)
 
 
@@ -91,7 +91,10 @@ def test_incremental_rebuild_embeds_only_what_changed(corpus, tmp_path):
     generation = load_generation(index)
     assert generation.name != first
     assert sorted(a.title for a in generation.iter_articles()) == [
-        "Hurricane Delta hits the coast", "Rail strike ends", "Senate passes budget after long night"]
+        "Hurricane Delta hits the coast",
+        "Rail strike ends",
+        "Senate passes budget after long night",
+    ]
     assert len(_generations(index)) == 2  # the previous generation is kept, older ones go
 
 
@@ -136,8 +139,9 @@ def test_killed_build_leaves_the_previous_generation_answering(corpus, tmp_path,
     before = load_generation(index).name
     write_articles(corpus, {"late.txt": ("Late news", "A late article arrives during the build.")})
     marker = tmp_path / "marker"
-    process = subprocess.Popen([sys.executable, str(ROOT / "tests" / "build_with_fake.py"), str(corpus), str(index),
-                                str(marker)], cwd=ROOT)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "build_with_fake.py"), str(corpus), str(index), str(marker)], cwd=ROOT
+    )
     deadline = time.monotonic() + 60
     while not marker.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
@@ -176,8 +180,9 @@ def test_large_corpora_switch_to_a_graph_index(corpus, tmp_path, fake_embedder, 
     assert generation.dense_search(query, 1)[1][0][0] == ids[int(np.argmax(matrix @ query[0]))]
 
 
-@pytest.mark.parametrize("damage", ["truncate-vectors", "flip-vectors", "garble-sqlite", "garble-manifest",
-                                    "remove-keyword"])
+@pytest.mark.parametrize(
+    "damage", ["truncate-vectors", "flip-vectors", "garble-sqlite", "garble-manifest", "remove-keyword"]
+)
 def test_a_damaged_generation_falls_back_to_the_previous_one(corpus, tmp_path, fake_embedder, damage):
     index = tmp_path / "index"
     build_index(corpus, index, fake_embedder)
@@ -222,8 +227,13 @@ def test_bm25_over_segments_with_a_replaced_passage_equals_bm25_over_the_live_pa
 
     from qa.keyword import BM25, K1, B, TermCounts, tokenize
 
-    texts = ["The ferry fare rose to 4.50 dollars.", "Ferry services resumed; the ferry fare fell.", "Rain, rain.",
-             "", "Dollars and cents: the fare, the fares."]
+    texts = [
+        "The ferry fare rose to 4.50 dollars.",
+        "Ferry services resumed; the ferry fare fell.",
+        "Rain, rain.",
+        "",
+        "Dollars and cents: the fare, the fares.",
+    ]
     first, second = TermCounts.count(texts[:3]), TermCounts.count(texts[3:])
     live_first = np.array([True, False, True])  # the second passage was replaced since
     bm25 = BM25([(first, live_first), (second, np.ones(2, dtype=bool))])

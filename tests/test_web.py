@@ -45,9 +45,11 @@ from tests.fake_build import fake_build_command
 from tests.webapp import HOSTILE, assert_inert, running_app, sample_corpus_copy, tags_in
 
 PASSWORD = "s3cret"
-NEW_ARTICLE = ("Glacier observatory spots a new comet",
-               "Astronomers at the Glacier Ridge observatory spotted a faint comet on Thursday night. "
-               "The comet will be visible with binoculars in October, observatory director Ana Lind said.")
+NEW_ARTICLE = (
+    "Glacier observatory spots a new comet",
+    "Astronomers at the Glacier Ridge observatory spotted a faint comet on Thursday night. "
+    "The comet will be visible with binoculars in October, observatory director Ana Lind said.",
+)
 
 
 def news_corpus(folder: Path) -> Path:
@@ -68,8 +70,9 @@ def generation(tmp_path_factory):
 def cite(generation, doc_id: str, needle: str, n: int = 1) -> Citation:
     article = generation.article(doc_id)
     start = article.text.index(needle)
-    return Citation(n, doc_id, article.title, article.url, article.publish_date, article.source, needle, start,
-                    start + len(needle))
+    return Citation(
+        n, doc_id, article.title, article.url, article.publish_date, article.source, needle, start, start + len(needle)
+    )
 
 
 def test_article_viewer_escapes_every_field_and_highlights_the_quote(generation):
@@ -92,14 +95,21 @@ def test_answer_links_each_marker_to_its_quote_and_lists_sources(generation):
     storm = cite(generation, storm_id, "About 300,000 homes lost power.", 1)
     storm2 = cite(generation, storm_id, "Governor John Bel Edwards asked residents to stay indoors.", 1)
     hostile = cite(generation, HOSTILE["doc_id"], "The oldest machine was built in 1878.", 2)
-    answer = Answer("q", f"“{storm.quote}” [1] “{storm2.quote}” [1] “{hostile.quote}” [2]", False,
-                    [storm, storm2, hostile], [Hit(1, 0, storm.doc_id, 0.9, 0, 200)])
+    answer = Answer(
+        "q",
+        f"“{storm.quote}” [1] “{storm2.quote}” [1] “{hostile.quote}” [2]",
+        False,
+        [storm, storm2, hostile],
+        [Hit(1, 0, storm.doc_id, 0.9, 0, 200)],
+    )
     page = render_answer(answer, generation)
     assert_inert(page)
     cites = [attrs["href"] for tag, attrs in tags_in(page) if attrs.get("class") == "qa-cite"]
     assert [parse_open_link(link)[1:] for link in cites] == [
-        (storm.doc_id, storm.start, storm.end), (storm2.doc_id, storm2.start, storm2.end),
-        (hostile.doc_id, hostile.start, hostile.end)]
+        (storm.doc_id, storm.start, storm.end),
+        (storm2.doc_id, storm2.start, storm2.end),
+        (hostile.doc_id, hostile.start, hostile.end),
+    ]
     assert parse_open_link(cites[0])[0] == generation.name
     assert page.count('class="qa-open"') == 2  # one source per article, both quotes highlighted in it
     for quote in (storm.quote, storm2.quote, hostile.quote):
@@ -111,8 +121,11 @@ def test_answer_links_each_marker_to_its_quote_and_lists_sources(generation):
 def test_abstention_says_not_found_and_shows_short_passages_one_per_article(generation):
     docs = {generation.article(d).title: d for d in generation.doc_ids()}
     storm = docs["Hurricane Delta hits the coast"]
-    hits = [Hit(1, 0, HOSTILE["doc_id"], 0.2, 0, 400), Hit(2, 1, HOSTILE["doc_id"], 0.2, 80, 300),
-            Hit(3, 2, storm, 0.1, 0, 200)]
+    hits = [
+        Hit(1, 0, HOSTILE["doc_id"], 0.2, 0, 400),
+        Hit(2, 1, HOSTILE["doc_id"], 0.2, 80, 300),
+        Hit(3, 2, storm, 0.1, 0, 200),
+    ]
     answer = Answer("q", NOT_FOUND, True, [], hits)
     page = render_answer(answer, generation)
     assert_inert(page)
@@ -138,7 +151,8 @@ def test_plain_answer_is_the_phrase_the_quotes_and_the_numbered_sources_without_
     assert plain == (  # the storm article has no outlet, date or link
         f"300,000 — “{storm.quote}” [1] “{hostile.quote}” [2]\n\nSources:\n"
         "[1] Hurricane Delta hits the coast — undated\n"
-        f"[2] {HOSTILE['title']} — {HOSTILE['source']}, 2025-07-30 {HOSTILE['url']}")
+        f"[2] {HOSTILE['title']} — {HOSTILE['source']}, 2025-07-30 {HOSTILE['url']}"
+    )
     page = render_answer(answer, generation)
     assert '<strong class="qa-phrase">300,000</strong> — “About 300,000' in page
     assert f'<div class="qa-plain" hidden>{html.escape(plain)}</div>' in page  # what Copy copies
@@ -171,8 +185,20 @@ def test_the_page_renders_the_answer_from_its_fields_not_by_parsing_its_text():
     article = Article("bridge", "Bridge “opens” [3]", text, "https://example.com/b", "2025-05-02", source="Gazette")
     generation = OneArticle(article)
     quotes = ["She said “the bridge [2] opens — at last” [1] in 2026.", "The toll is $3."]
-    citations = [Citation(1, "bridge", article.title, article.url, article.publish_date, article.source, quote,
-                          text.index(quote), text.index(quote) + len(quote)) for quote in quotes]
+    citations = [
+        Citation(
+            1,
+            "bridge",
+            article.title,
+            article.url,
+            article.publish_date,
+            article.source,
+            quote,
+            text.index(quote),
+            text.index(quote) + len(quote),
+        )
+        for quote in quotes
+    ]
     phrase = Phrase("2026", "bridge", text.index("2026"), text.index("2026") + 4)
     answer = Answer("When does the bridge open?", "", False, citations, [], answer_phrase=phrase)
 
@@ -181,12 +207,15 @@ def test_the_page_renders_the_answer_from_its_fields_not_by_parsing_its_text():
     assert page.startswith(
         f'<p class="qa-answer"><strong class="qa-phrase">2026</strong> — “{html.escape(quotes[0])}” '
         f'<a class="qa-cite" href="{links[0]}">[1]</a> “{html.escape(quotes[1])}” '
-        f'<a class="qa-cite" href="{links[1]}">[1]</a></p><ul class="qa-sources">')
+        f'<a class="qa-cite" href="{links[1]}">[1]</a></p><ul class="qa-sources">'
+    )
     assert page.count('class="qa-open"') == 1 and "[1] Bridge “opens” [3]</a>" in page
     assert all(f'<mark class="qa-quote">{html.escape(quote)}</mark>' in page for quote in quotes)
     plain = plain_answer(answer, generation)
-    assert plain == (f"2026 — “{quotes[0]}” [1] “{quotes[1]}” [1]\n\nSources:\n"
-                     "[1] Bridge “opens” [3] — Gazette, 2025-05-02 https://example.com/b")
+    assert plain == (
+        f"2026 — “{quotes[0]}” [1] “{quotes[1]}” [1]\n\nSources:\n"
+        "[1] Bridge “opens” [3] — Gazette, 2025-05-02 https://example.com/b"
+    )
     for wording in ("“She said” [1]", "[1] [2] “” —", "**2026** — “other words” [7]", f"“{quotes[1]}” [1]"):
         reworded = replace(answer, answer=wording)
         assert render_answer(reworded, generation) == page and plain_answer(reworded, generation) == plain
@@ -200,19 +229,43 @@ def test_an_abstention_shows_the_answers_own_verdict(generation):
     assert plain_answer(Answer("q", verdict, True, [], hits), generation).startswith(f"{verdict}\n\nClosest")
 
 
-@pytest.mark.parametrize("name, stored", [
-    ("Harbour news 2024.txt", "Harbour_news_2024.txt"), ("café.md", "cafe.md"), ("report.v2.json", "report.v2.json"),
-    ("a b<>.HTML", "a_b.html"), ("über café.json", "uber_cafe.json"), ("-_-.jsonl", "upload.jsonl"),
-    ("x..y.txt", "x..y.txt"), ("100% true.txt", "100_true.txt"),
-])
+@pytest.mark.parametrize(
+    "name, stored",
+    [
+        ("Harbour news 2024.txt", "Harbour_news_2024.txt"),
+        ("café.md", "cafe.md"),
+        ("report.v2.json", "report.v2.json"),
+        ("a b<>.HTML", "a_b.html"),
+        ("über café.json", "uber_cafe.json"),
+        ("-_-.jsonl", "upload.jsonl"),
+        ("x..y.txt", "x..y.txt"),
+        ("100% true.txt", "100_true.txt"),
+    ],
+)
 def test_plain_upload_names_pass_and_are_sanitised(name, stored):
     assert upload_name_problem(name) is None
     assert safe_upload_name(name) == stored
 
 
-PATH_NAMES = ["../../x.txt", "/etc/cron.d/evil.txt", "..\\..\\win.txt", "C:\\evil\\a.txt", "nul\x00byte.txt",
-              "bell\x07.txt", "c1\x85.txt", "%2e%2e%2fenc.txt", "%2E%2E%5Cenc.txt", "a%2Fb.txt", "nul%00.txt",
-              "x%2e%2ey.txt", ".hidden.md", "....jsonl", "..", "／etc／passwd.txt", "．bashrc.txt"]
+PATH_NAMES = [
+    "../../x.txt",
+    "/etc/cron.d/evil.txt",
+    "..\\..\\win.txt",
+    "C:\\evil\\a.txt",
+    "nul\x00byte.txt",
+    "bell\x07.txt",
+    "c1\x85.txt",
+    "%2e%2e%2fenc.txt",
+    "%2E%2E%5Cenc.txt",
+    "a%2Fb.txt",
+    "nul%00.txt",
+    "x%2e%2ey.txt",
+    ".hidden.md",
+    "....jsonl",
+    "..",
+    "／etc／passwd.txt",
+    "．bashrc.txt",
+]
 
 
 @pytest.mark.parametrize("name", PATH_NAMES)
@@ -227,14 +280,18 @@ def test_upload_names_that_are_paths_are_refused_with_a_message(name):
 def multipart(*dispositions: bytes, boundary: bytes = b"qa-boundary") -> tuple[bytes, dict[str, str]]:
     """A multipart/form-data body written byte for byte (httpx would escape the names): one small text file
     per Content-Disposition header; and its headers."""
-    parts = [b"--%s\r\nContent-Disposition: %s\r\nContent-Type: text/plain\r\n\r\nTitle\nBody text.\r\n"
-             % (boundary, disposition) for disposition in dispositions]
+    parts = [
+        b"--%s\r\nContent-Disposition: %s\r\nContent-Type: text/plain\r\n\r\nTitle\nBody text.\r\n"
+        % (boundary, disposition)
+        for disposition in dispositions
+    ]
     body = b"".join(parts) + b"--%s--\r\n" % boundary
     return body, {"content-type": f"multipart/form-data; boundary={boundary.decode()}"}
 
 
-def through_upload_guard(chunks: list[bytes], headers: dict[str, str], path: str = "/gradio_api/upload",
-                         method: str = "POST") -> tuple[int, bytes, list[bytes]]:
+def through_upload_guard(
+    chunks: list[bytes], headers: dict[str, str], path: str = "/gradio_api/upload", method: str = "POST"
+) -> tuple[int, bytes, list[bytes]]:
     """RefuseUploadPaths in front of an app that records the body it gets, without a server:
     (status, response body, the bodies that reached the app)."""
     reached: list[bytes] = []
@@ -248,8 +305,9 @@ def through_upload_guard(chunks: list[bytes], headers: dict[str, str], path: str
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"stored"})
 
-    incoming = [{"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
-                for i, chunk in enumerate(chunks)]
+    incoming = [
+        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1} for i, chunk in enumerate(chunks)
+    ]
     sent: list[dict] = []
 
     async def receive():
@@ -258,16 +316,24 @@ def through_upload_guard(chunks: list[bytes], headers: dict[str, str], path: str
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": method, "path": path, "query_string": b"", "root_path": "",
-             "headers": [(k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()]}
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()],
+    }
     asyncio.run(RefuseUploadPaths(app)(scope, receive, send))
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:]), reached
 
 
 def test_upload_guard_passes_plain_names_to_gradio_byte_for_byte():
-    body, headers = multipart(b'form-data; name="files"; filename="Harbour news 2024.txt"',
-                              'form-data; name="files"; filename="café.md"'.encode(),
-                              b"form-data; name=\"files\"; filename*=UTF-8''report.v2.json")
+    body, headers = multipart(
+        b'form-data; name="files"; filename="Harbour news 2024.txt"',
+        'form-data; name="files"; filename="café.md"'.encode(),
+        b"form-data; name=\"files\"; filename*=UTF-8''report.v2.json",
+    )
     chunks = [body[:30], body[30:31], body[31:100], body[100:]]  # split inside a header and a name
     assert through_upload_guard(chunks, headers) == (200, b"stored", [body])
     for path, method in (("/gradio_api/upload", "GET"), ("/gradio_api/queue/join", "POST")):
@@ -275,13 +341,20 @@ def test_upload_guard_passes_plain_names_to_gradio_byte_for_byte():
         assert through_upload_guard([hostile], headers, path, method) == (200, b"stored", [hostile])
 
 
-@pytest.mark.parametrize("disposition", [
-    b'form-data; name="files"; filename="../../x.txt"', b'form-data; name="files"; filename="..\\\\..\\\\win.txt"',
-    b'form-data; name="files"; filename="C:\\Windows\\evil.txt"', b'form-data; name="files"; filename="raw\x00nul.txt"',
-    b'form-data; name="files"; filename="%2e%2e%2fenc.txt"', b'form-data; name="files"; filename=.profile.md',
-    b"form-data; name=\"files\"; filename*=UTF-8''..%2Fstar.txt", b'form-data; name="files"; filename="a;b/c.txt"',
-    b'form-data; name="files"; filename="../unclosed.txt',
-])
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        b'form-data; name="files"; filename="../../x.txt"',
+        b'form-data; name="files"; filename="..\\\\..\\\\win.txt"',
+        b'form-data; name="files"; filename="C:\\Windows\\evil.txt"',
+        b'form-data; name="files"; filename="raw\x00nul.txt"',
+        b'form-data; name="files"; filename="%2e%2e%2fenc.txt"',
+        b'form-data; name="files"; filename=.profile.md',
+        b"form-data; name=\"files\"; filename*=UTF-8''..%2Fstar.txt",
+        b'form-data; name="files"; filename="a;b/c.txt"',
+        b'form-data; name="files"; filename="../unclosed.txt',
+    ],
+)
 def test_upload_guard_refuses_path_names_before_gradio_reads_them(disposition):
     body, headers = multipart(b'form-data; name="files"; filename="fine.txt"', disposition)
     status, response, reached = through_upload_guard([body[:40], body[40:]], headers)
@@ -292,8 +365,9 @@ def test_upload_guard_refuses_path_names_before_gradio_reads_them(disposition):
 
 def test_upload_guard_refuses_a_body_that_is_not_multipart():
     for body, boundary in ((b"no boundary here at all\r\n", "qa-boundary"), (b"--" + b"b" * 300, "b" * 300)):
-        status, response, reached = through_upload_guard([body], {"content-type": f"multipart/form-data; "
-                                                                   f"boundary={boundary}"})
+        status, response, reached = through_upload_guard(
+            [body], {"content-type": f"multipart/form-data; boundary={boundary}"}
+        )
         assert status == 400 and "not a well-formed multipart form" in json.loads(response)["detail"]
         assert reached == []
 
@@ -304,8 +378,9 @@ def test_upload_guard_refuses_requests_over_its_size_cap(monkeypatch):
     body, headers = multipart(*[b'form-data; name="files"; filename="a.txt"'] * 20)
     assert len(body) > 1000
     for sent_headers in ({**headers, "content-length": str(len(body))}, headers):  # declared, or counted
-        status, response, reached = through_upload_guard([body[i : i + 100] for i in range(0, len(body), 100)],
-                                                         sent_headers)
+        status, response, reached = through_upload_guard(
+            [body[i : i + 100] for i in range(0, len(body), 100)], sent_headers
+        )
         assert status == 413 and "maximum allowed size" in json.loads(response)["detail"] and reached == []
 
 
@@ -319,8 +394,13 @@ def test_unsupported_upload_types_are_refused(name):
 def service(tmp_path):
     corpus = write_articles(tmp_path / "corpus", NEWS)
     build_index(corpus, tmp_path / "index", FakeEmbedder())
-    served = ChatService(corpus, tmp_path / "index", FakeEmbedder(), admin_password=PASSWORD,
-                         rebuild_command=fake_build_command(corpus, tmp_path / "index"))
+    served = ChatService(
+        corpus,
+        tmp_path / "index",
+        FakeEmbedder(),
+        admin_password=PASSWORD,
+        rebuild_command=fake_build_command(corpus, tmp_path / "index"),
+    )
     yield served
     served.close()
 
@@ -421,14 +501,18 @@ def test_index_page_summary_and_chart(service):
     generation = load_generation(service.index_dir)
     dated = qa.service.summarize(generation)
     assert dated.timeline == []  # text files carry no date
-    chart = render_timeline(qa.service.IndexSummary(**{**dated.__dict__, "period": "week",
-                                                       "timeline": [("2025-06-02", 2), ("2025-06-09", 0)]}))
+    chart = render_timeline(
+        qa.service.IndexSummary(
+            **{**dated.__dict__, "period": "week", "timeline": [("2025-06-02", 2), ("2025-06-09", 0)]}
+        )
+    )
     assert_inert(chart)
     assert 'title="week of 2025-06-02: 2 articles"' in chart and "height:100%" in chart and "height:0%" in chart
     generation.close()
 
 
 # ---------------------------------------------------------------- the launched app (fake embedder)
+
 
 @pytest.fixture(scope="module")
 def fake_app(tmp_path_factory):
@@ -466,8 +550,12 @@ def test_index_corpus_and_server_files_are_not_served(fake_app, tmp_path):
     import httpx
 
     upload = write_articles(tmp_path, {"served.txt": NEW_ARTICLE}) / "served.txt"
-    response = httpx.post(fake_app.url + "/gradio_api/upload", files={"files": upload.open("rb")}, timeout=30,
-                          headers={"x-admin-password": PASSWORD})
+    response = httpx.post(
+        fake_app.url + "/gradio_api/upload",
+        files={"files": upload.open("rb")},
+        timeout=30,
+        headers={"x-admin-password": PASSWORD},
+    )
     status, body = get(fake_app.url + "/gradio_api/file=" + response.json()[0])
     assert status == 200 and body == upload.read_bytes()
 
@@ -541,6 +629,7 @@ def test_follow_ups_pass_the_earlier_questions_and_new_chat_clears_them(fake_app
 
 # ---------------------------------------------------------------- the launched app (real model)
 
+
 @pytest.mark.model
 def test_seed_question_through_gradio_client(tmp_path, real_embedder):
     from gradio_client import Client
@@ -570,11 +659,14 @@ def test_an_upload_the_build_would_skip_is_refused_at_once(fake_app, client, tmp
     fine = write_articles(tmp_path, {"fine.txt": NEW_ARTICLE}) / "fine.txt"
     uploads = fake_app.corpus / "uploads"
     before = sorted(uploads.iterdir()) if uploads.exists() else []
-    for path, why in ((long_text, "long.txt cannot be indexed: article text longer than 1000000 characters"),
-                      (lines, "lines.jsonl:2 cannot be indexed: article has no text")):
+    for path, why in (
+        (long_text, "long.txt cannot be indexed: article text longer than 1000000 characters"),
+        (lines, "lines.jsonl:2 cannot be indexed: article has no text"),
+    ):
         with pytest.raises(AppError, match=f"{why}; nothing was added"):
-            client.predict(files=[handle_file(str(fine)), handle_file(str(path))], password=PASSWORD,
-                           api_name="/upload")
+            client.predict(
+                files=[handle_file(str(fine)), handle_file(str(path))], password=PASSWORD, api_name="/upload"
+            )
     assert (sorted(uploads.iterdir()) if uploads.exists() else []) == before
 
 
@@ -628,8 +720,13 @@ def test_the_api_returns_json_with_named_parameters_and_needs_no_password_when_n
         described = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
         assert set(described) == {"/ask", "/chat", "/index_summary", "/upload", "/rebuild"}  # no page events
         parameters = {name: [p["parameter_name"] for p in info["parameters"]] for name, info in described.items()}
-        assert parameters == {"/ask": ["question", "history"], "/chat": ["question", "history"],
-                              "/index_summary": [], "/upload": ["files", "password"], "/rebuild": ["password"]}
+        assert parameters == {
+            "/ask": ["question", "history"],
+            "/chat": ["question", "history"],
+            "/index_summary": [],
+            "/upload": ["files", "password"],
+            "/rebuild": ["password"],
+        }
         for name in ("/upload", "/rebuild"):
             password = next(p for p in described[name]["parameters"] if p["parameter_name"] == "password")
             assert password["parameter_has_default"] and password["parameter_default"] == ""
@@ -645,5 +742,4 @@ def test_the_api_returns_json_with_named_parameters_and_needs_no_password_when_n
         turn = client.predict(question="When will the comet be visible with binoculars?", api_name="/chat")
         assert set(turn) == {"answer", "text", "generation", "history"} and "<" not in turn["text"]
         assert turn["generation"] == report["generation"]
-        assert NEW_ARTICLE[0] in {app.service.generation.article(p["doc_id"]).title
-                                  for p in turn["answer"]["passages"]}
+        assert NEW_ARTICLE[0] in {app.service.generation.article(p["doc_id"]).title for p in turn["answer"]["passages"]}

@@ -92,8 +92,26 @@ def tags_in(html: str) -> list[tuple[str, dict[str, str | None]]]:
     return parser.tags
 
 
-SAFE_TAGS = {"p", "br", "a", "strong", "ul", "li", "blockquote", "mark", "span", "article", "h2", "div", "table", "tr",
-             "th", "td", "figure", "figcaption"}
+SAFE_TAGS = {
+    "p",
+    "br",
+    "a",
+    "strong",
+    "ul",
+    "li",
+    "blockquote",
+    "mark",
+    "span",
+    "article",
+    "h2",
+    "div",
+    "table",
+    "tr",
+    "th",
+    "td",
+    "figure",
+    "figcaption",
+}
 
 
 def assert_inert(html: str) -> None:
