@@ -621,14 +621,12 @@ class QdrantWriter:
             totals, df = self._statistics(terms)
             mean_length = totals["length"] / totals["passages"] if totals["passages"] else 1.0
             old_mean = self.previous.manifest.get("keyword_mean_length", 1.0) if self.previous else mean_length
-            self._copy_passages(collection, old_mean, mean_length)
-            self._write_passages(collection, terms, mean_length)
+            self._upload(collection, self._copied_passages(old_mean, mean_length))
+            self._upload(collection, self._fresh_passages(terms, mean_length))
             articles, sentences = self._write_articles(collection + ARTICLES, duplicate_of)
             models = _models()
-            for start in range(0, len(df), PAGE * 4):
-                chunk = list(df.items())[start : start + PAGE * 4]
-                self.client.upsert(collection + TERMS, [models.PointStruct(id=i, vector={}, payload={"df": n})
-                                                        for i, n in chunk])
+            self._upload(collection + TERMS, (models.PointStruct(id=i, vector={}, payload={"df": n})
+                                              for i, n in df.items()))
             _write_sources(self.client, collection + ARTICLES, sources)
             _write_table(self.client, collection + ARTICLES, "duplicates",
                          {"duplicate_of": duplicate_of, "pairs": [list(pair) for pair in duplicate_pairs]})
@@ -700,12 +698,15 @@ class QdrantWriter:
                     df[i] = df.get(i, 0) + 1
         return totals, {i: n for i, n in df.items() if n > 0}
 
-    def _copy_passages(self, collection: str, old_mean: float, new_mean: float) -> None:
+    def _upload(self, collection: str, points: Iterable) -> None:
+        """Points in batches, each acknowledged once applied (the build counts them before it switches)."""
+        self.client.upload_points(collection, points, batch_size=PAGE, wait=True)
+
+    def _copied_passages(self, old_mean: float, new_mean: float) -> Iterator:
         """The previous generation's points of articles that stay, with their vectors (never embedded again)."""
         if self.previous is None:
             return
         models = _models()
-        batch = []
         for point in _scroll(self.client, self.previous.collection, with_vectors=True):
             if point.payload["doc_id"] in self.removed:
                 continue
@@ -714,66 +715,58 @@ class QdrantWriter:
                 sparse = vector[KEYWORD]
                 vector = {**vector, KEYWORD: models.SparseVector(indices=sparse.indices, values=_resaturate(
                     sparse.values, point.payload["terms"], old_mean, new_mean))}
-            batch.append(models.PointStruct(id=point.id, vector=vector, payload=point.payload))
-            if len(batch) >= PAGE:
-                self.client.upsert(collection, batch)
-                batch = []
-        if batch:
-            self.client.upsert(collection, batch)
+            yield models.PointStruct(id=point.id, vector=vector, payload=point.payload)
 
-    def _write_passages(self, collection: str, terms: dict[str, list[list[str]]], mean_length: float) -> None:
+    def _fresh_passages(self, terms: dict[str, list[list[str]]], mean_length: float) -> Iterator:
         models = _models()
-        batch = []
         for doc_id, (article, passages, vectors, _) in self.fresh.items():
             day = _day(article.publish_date)
             for passage, vector, passage_terms_ in zip(passages, vectors, terms[doc_id], strict=True):
                 indices, values = keyword_vector(passage_terms_, mean_length)
-                batch.append(models.PointStruct(
+                yield models.PointStruct(
                     id=passage.passage_id,
                     vector={DENSE: vector.tolist(), KEYWORD: models.SparseVector(indices=indices, values=values)},
                     payload={"doc_id": doc_id, "start": passage.start, "end": passage.end,
                              "embed_hash": passage.embed_hash, "title": article.title, "source": article.source,
                              "day": day, "url": article.url, "text": article.text[passage.start : passage.end],
-                             "terms": len(passage_terms_)}))
-                if len(batch) >= PAGE:
-                    self.client.upsert(collection, batch)
-                    batch = []
-        if batch:
-            self.client.upsert(collection, batch)
+                             "terms": len(passage_terms_)})
 
     def _write_articles(self, collection: str, duplicate_of: dict[str, str]) -> tuple[int, int]:
         """Article points (copied ones with their story updated, then the new ones); (articles, sentences)."""
         models = _models()
-        articles = sentences = 0
-        batch = []
+        counts = {"articles": 0, "sentences": 0}
 
-        def add(point_id, mean, payload) -> None:
-            nonlocal batch, articles, sentences
-            articles += 1
-            sentences += len(payload["sentences"])
-            batch.append(models.PointStruct(id=point_id, vector={MEAN: mean}, payload=payload))
-            if len(batch) >= PAGE:
-                self.client.upsert(collection, batch)
-                batch = []
+        def counted(points: Iterable) -> Iterator:
+            for point in points:
+                counts["articles"] += 1
+                counts["sentences"] += len(point.payload["sentences"])
+                yield point
 
-        if self.previous is not None:
+        def copied() -> Iterator:
+            if self.previous is None:
+                return
             for point in _scroll(self.client, self.previous.articles_collection, _match("kind", ["article"]),
                                  with_vectors=[MEAN]):
                 doc_id = point.payload["doc_id"]
                 if doc_id not in self.removed:
-                    add(point.id, point.vector[MEAN], {**point.payload, "group": duplicate_of.get(doc_id, doc_id)})
-        for doc_id, (article, _, vectors, article_sentences) in self.fresh.items():
-            mean = vectors.sum(axis=0) if len(vectors) else np.zeros(self.dimension, np.float32)
-            norm = np.linalg.norm(mean)
-            add(article_point_id(doc_id), (mean / norm if norm else mean).tolist(), {
-                "kind": "article", "doc_id": doc_id, "title": article.title, "text": article.text,
-                "url": article.url, "publish_date": article.publish_date, "authors": list(article.authors),
-                "source": article.source, "origin": article.origin, "content_hash": article.content_hash,
-                "day": _day(article.publish_date), "group": duplicate_of.get(doc_id, doc_id),
-                "sentences": [[s.start, s.end] for s in article_sentences]})
-        if batch:
-            self.client.upsert(collection, batch)
-        return articles, sentences
+                    yield models.PointStruct(id=point.id, vector={MEAN: point.vector[MEAN]}, payload={
+                        **point.payload, "group": duplicate_of.get(doc_id, doc_id)})
+
+        def fresh() -> Iterator:
+            for doc_id, (article, _, vectors, article_sentences) in self.fresh.items():
+                mean = vectors.sum(axis=0) if len(vectors) else np.zeros(self.dimension, np.float32)
+                norm = np.linalg.norm(mean)
+                yield models.PointStruct(id=article_point_id(doc_id), vector={
+                    MEAN: (mean / norm if norm else mean).tolist()}, payload={
+                    "kind": "article", "doc_id": doc_id, "title": article.title, "text": article.text,
+                    "url": article.url, "publish_date": article.publish_date, "authors": list(article.authors),
+                    "source": article.source, "origin": article.origin, "content_hash": article.content_hash,
+                    "day": _day(article.publish_date), "group": duplicate_of.get(doc_id, doc_id),
+                    "sentences": [[s.start, s.end] for s in article_sentences]})
+
+        self._upload(collection, counted(copied()))
+        self._upload(collection, counted(fresh()))
+        return counts["articles"], counts["sentences"]
 
 
 def _client_version() -> str:
