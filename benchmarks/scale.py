@@ -95,19 +95,26 @@ def build(work: Path, wanted: int, like: Path | None) -> dict:
                 for p in passages:
                     text = embed_text(title, p.text)
                     embed_hash = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
-                    stored.append(StoredPassage(passage_id(doc_id, p.start, p.end, embed_hash), doc_id, p.start,
-                                                p.end, embed_hash))
+                    stored.append(
+                        StoredPassage(
+                            passage_id(doc_id, p.start, p.end, embed_hash), doc_id, p.start, p.end, embed_hash
+                        )
+                    )
                 copied = replace(article, doc_id=doc_id, title=title)
-                writer.put_article(copied, stored, vectors_for(len(stored)),
-                                   [replace(s, doc_id=doc_id) for s in sentences])
+                writer.put_article(
+                    copied, stored, vectors_for(len(stored)), [replace(s, doc_id=doc_id) for s in sentences]
+                )
                 written += len(stored)
             copy += 1
-        manifest = {"model": embedder.model_id, "dimension": embedder.dimension, "normalized": True,
-                    "metric": "inner_product", "chunking": settings.as_dict(), "built_at": "", "corpus": "synthetic",
-                    "fingerprint": "", "versions": {}}
+        manifest = {"model": embedder.model_id, "dimension": embedder.dimension, "chunking": settings.as_dict()}
         generation = writer.commit(manifest, {}, [], {})
-    return {"passages": written, "articles": copy * len(sample), "build_s": time.perf_counter() - started,
-            "build_peak_mib": peak_mib(), "generation": generation}
+    return {
+        "passages": written,
+        "articles": copy * len(sample),
+        "build_s": time.perf_counter() - started,
+        "build_peak_mib": peak_mib(),
+        "generation": generation,
+    }
 
 
 def query(work: Path, rounds: int) -> dict:
@@ -150,12 +157,22 @@ def query(work: Path, rounds: int) -> dict:
                 ask(generation, embedder, question)
                 times.append((time.perf_counter() - began) * 1000)
         latency[name] = (float(np.percentile(times, 50)), float(np.percentile(times, 95)))
-    recall = float(np.mean([len(set(a.tolist()) & set(b.tolist())) / 10
-                            for a, b in zip(found["hnsw"], found["flat"], strict=True)]))
-    return {"load_s": load_s, "questions": len(questions), "recall@10": recall,
-            "hnsw_p50_ms": latency["hnsw"][0], "hnsw_p95_ms": latency["hnsw"][1],
-            "flat_p50_ms": latency["flat"][0], "flat_p95_ms": latency["flat"][1], "serve_peak_mib": peak_mib(),
-            "segments": [s.manifest.get("faiss_index") for s in segments]}
+    recall = float(
+        np.mean(
+            [len(set(a.tolist()) & set(b.tolist())) / 10 for a, b in zip(found["hnsw"], found["flat"], strict=True)]
+        )
+    )
+    return {
+        "load_s": load_s,
+        "questions": len(questions),
+        "recall@10": recall,
+        "hnsw_p50_ms": latency["hnsw"][0],
+        "hnsw_p95_ms": latency["hnsw"][1],
+        "flat_p50_ms": latency["flat"][0],
+        "flat_p95_ms": latency["flat"][1],
+        "serve_peak_mib": peak_mib(),
+        "segments": [s.manifest.get("faiss_index") for s in segments],
+    }
 
 
 def main() -> None:
@@ -163,8 +180,12 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=1_000_000)
     parser.add_argument("--work", type=Path, default=Path("/tmp/scale"))
     parser.add_argument("--rounds", type=int, default=3, help="times each question is asked per search kind")
-    parser.add_argument("--like", type=Path, help="an index whose passage vectors the synthetic ones are drawn "
-                        "around (default: clustered random directions, which real questions have no neighbours in)")
+    parser.add_argument(
+        "--like",
+        type=Path,
+        help="an index whose passage vectors the synthetic ones are drawn "
+        "around (default: clustered random directions, which real questions have no neighbours in)",
+    )
     parser.add_argument("--phase", choices=("build", "query"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase == "build":
@@ -177,20 +198,39 @@ def main() -> None:
     args.work.mkdir(parents=True)
     results = {}
     for phase in ("build", "query"):  # each in its own process: its peak memory is its own
-        out = subprocess.run([sys.executable, __file__, "--phase", phase, "--passages", str(args.passages),
-                              "--work", str(args.work), "--rounds", str(args.rounds),
-                              *(["--like", str(args.like)] if args.like else [])], check=True,
-                             capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--phase",
+                phase,
+                "--passages",
+                str(args.passages),
+                "--work",
+                str(args.work),
+                "--rounds",
+                str(args.rounds),
+                *(["--like", str(args.like)] if args.like else []),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
         results.update(json.loads(out.stdout.strip().splitlines()[-1]))
         print(f"{phase}: {out.stdout.strip().splitlines()[-1]}", file=sys.stderr, flush=True)
     disk = sum(f.stat().st_size for f in (args.work / "index").rglob("*") if f.is_file()) / 2**20
-    print("| passages | build s | build peak MiB | on disk MiB | load s | serve peak MiB | flat p50/p95 ms | "
-          "HNSW p50/p95 ms | HNSW recall@10 |")
+    print(
+        "| passages | build s | build peak MiB | on disk MiB | load s | serve peak MiB | flat p50/p95 ms | "
+        "HNSW p50/p95 ms | HNSW recall@10 |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
-    print(f"| {results['passages']:,} | {results['build_s']:.0f} | {results['build_peak_mib']:.0f} | {disk:.0f} | "
-          f"{results['load_s']:.1f} | {results['serve_peak_mib']:.0f} | {results['flat_p50_ms']:.0f} / "
-          f"{results['flat_p95_ms']:.0f} | {results['hnsw_p50_ms']:.0f} / {results['hnsw_p95_ms']:.0f} | "
-          f"{results['recall@10']:.3f} |")
+    print(
+        f"| {results['passages']:,} | {results['build_s']:.0f} | {results['build_peak_mib']:.0f} | {disk:.0f} | "
+        f"{results['load_s']:.1f} | {results['serve_peak_mib']:.0f} | {results['flat_p50_ms']:.0f} / "
+        f"{results['flat_p95_ms']:.0f} | {results['hnsw_p50_ms']:.0f} / {results['hnsw_p95_ms']:.0f} | "
+        f"{results['recall@10']:.3f} |"
+    )
     print(json.dumps(results), file=sys.stderr)
 
 

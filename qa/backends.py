@@ -47,9 +47,16 @@ def open_backend(settings: Settings, for_build: bool = False) -> Backend:
     collection = settings.qdrant_collection
     if collection == Settings.qdrant_collection and recorded.get("collection"):  # not given: the recorded one
         collection = recorded["collection"]
-    return QdrantBackend(url=url, api_key=settings.qdrant_api_key or None, path=None if url else settings.index,
-                         collection_prefix=collection, lock_dir=settings.index, shards=settings.qdrant_shards,
-                         replicas=settings.qdrant_replicas, quantization=settings.qdrant_quantization)
+    return QdrantBackend(
+        url=url,
+        api_key=settings.qdrant_api_key or None,
+        path=None if url else settings.index,
+        collection_prefix=collection,
+        lock_dir=settings.index,
+        shards=settings.qdrant_shards,
+        replicas=settings.qdrant_replicas,
+        quantization=settings.qdrant_quantization,
+    )
 
 
 def _record(settings: Settings, kind: str) -> None:
@@ -58,8 +65,10 @@ def _record(settings: Settings, kind: str) -> None:
         (folder / RECORD).unlink(missing_ok=True)
         return
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / RECORD).write_text(json.dumps({"backend": kind, "url": settings.qdrant_url,
-                                             "collection": settings.qdrant_collection}, indent=2) + "\n")
+    (folder / RECORD).write_text(
+        json.dumps({"backend": kind, "url": settings.qdrant_url, "collection": settings.qdrant_collection}, indent=2)
+        + "\n"
+    )
 
 
 def embedder_kind(settings: Settings, backend: Backend) -> str:
@@ -95,7 +104,9 @@ class IndexVectors:
         found = self.source.vectors_by_hash(hashes)
         missing = sum(1 for h in hashes if h not in found)
         if missing:
-            raise QAError(f"{missing} of {len(texts)} passages are not in the index the vectors are taken from "
-                          f"({self.source.name}): build from the corpus and chunking it was built from, or embed "
-                          "(leave out --vectors-from)")
+            raise QAError(
+                f"{missing} of {len(texts)} passages are not in the index the vectors are taken from "
+                f"({self.source.name}): build from the corpus and chunking it was built from, or embed "
+                "(leave out --vectors-from)"
+            )
         return np.array([found[h] for h in hashes], dtype=np.float32).reshape(len(texts), self.dimension)

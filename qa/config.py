@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from qa.errors import QAError
 
@@ -41,14 +42,18 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.embedder not in EMBEDDERS:
-            raise QAError(f"embedder {self.embedder!r} (from --embedder or $QA_EMBEDDER): choose one of "
-                          f"{', '.join(EMBEDDERS)}")
+            raise QAError(
+                f"embedder {self.embedder!r} (from --embedder or $QA_EMBEDDER): choose one of {', '.join(EMBEDDERS)}"
+            )
         if self.backend not in BACKENDS:
-            raise QAError(f"backend {self.backend!r} (from --backend or $QA_BACKEND): choose one of "
-                          f"{', '.join(BACKENDS)}")
+            raise QAError(
+                f"backend {self.backend!r} (from --backend or $QA_BACKEND): choose one of {', '.join(BACKENDS)}"
+            )
         if self.qdrant_quantization not in ("", "int8"):
-            raise QAError(f"Qdrant quantization {self.qdrant_quantization!r} ($QA_QDRANT_QUANTIZATION): leave it "
-                          "empty or use int8")
+            raise QAError(
+                f"Qdrant quantization {self.qdrant_quantization!r} ($QA_QDRANT_QUANTIZATION): leave it "
+                "empty or use int8"
+            )
         if self.answer_concurrency < 1:
             raise QAError(f"answer concurrency {self.answer_concurrency} ($QA_ANSWER_CONCURRENCY) must be at least 1")
         if not 0 <= self.port <= 65535:
@@ -57,7 +62,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         """The defaults with the QA_* variables of `environ` over them; an empty variable counts as unset."""
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}  # each checked by __post_init__
         for field in fields(cls):
             name = env_name(field.name)
             raw = environ.get(name, "")
@@ -72,7 +77,7 @@ class Settings:
                 values[field.name] = raw
         return cls(**values)
 
-    def with_flags(self, flags: Mapping[str, object]) -> Settings:
+    def with_flags(self, flags: Mapping[str, Any]) -> Settings:
         """These settings with the command-line flags given over them (`vars(args)` of argparse): a flag that is
         None was not given, and flags that are no setting (--json) are left out."""
         names = {field.name for field in fields(self)}

@@ -146,8 +146,14 @@ def _match(key: str, values: Sequence) -> object:
 def _scroll(client, collection: str, scroll_filter=None, with_payload=True, with_vectors=False) -> Iterator:
     offset = None
     while True:
-        points, offset = client.scroll(collection, scroll_filter=scroll_filter, limit=PAGE, offset=offset,
-                                       with_payload=with_payload, with_vectors=with_vectors)
+        points, offset = client.scroll(
+            collection,
+            scroll_filter=scroll_filter,
+            limit=PAGE,
+            offset=offset,
+            with_payload=with_payload,
+            with_vectors=with_vectors,
+        )
         yield from points
         if offset is None:
             return
@@ -171,8 +177,16 @@ def _write_table(client, collection: str, name: str, value: object) -> None:
     chunks = [text[i : i + TABLE_PART] for i in range(0, len(text), TABLE_PART)] or [""]
     models = _models()
     for part, chunk in enumerate(chunks):
-        client.upsert(collection, [models.PointStruct(id=_table_point_id(name, part), vector={}, payload={
-            "kind": "table", "name": name, "part": part, "parts": len(chunks), "data": chunk})])
+        client.upsert(
+            collection,
+            [
+                models.PointStruct(
+                    id=_table_point_id(name, part),
+                    vector={},
+                    payload={"kind": "table", "name": name, "part": part, "parts": len(chunks), "data": chunk},
+                )
+            ],
+        )
 
 
 def _write_sources(client, collection: str, sources: dict[str, SourceFile]) -> None:
@@ -180,8 +194,17 @@ def _write_sources(client, collection: str, sources: dict[str, SourceFile]) -> N
 
 
 def _article(payload: dict) -> Article:
-    return Article(payload["doc_id"], payload["title"], payload["text"], payload["url"], payload["publish_date"],
-                   tuple(payload["authors"]), payload["source"], payload["origin"], payload["content_hash"])
+    return Article(
+        payload["doc_id"],
+        payload["title"],
+        payload["text"],
+        payload["url"],
+        payload["publish_date"],
+        tuple(payload["authors"]),
+        payload["source"],
+        payload["origin"],
+        payload["content_hash"],
+    )
 
 
 class QdrantGeneration(BuiltWith):
@@ -229,13 +252,15 @@ class QdrantGeneration(BuiltWith):
         self._passages.update(found)
         return found
 
-    def dense_search(self, vectors: np.ndarray, k: int, days: DayRange | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
+    def dense_search(self, vectors: np.ndarray, k: int, days: DayRange | None = None) -> tuple[np.ndarray, np.ndarray]:
         models = _models()
         k = max(1, k)
-        requests = [models.QueryRequest(query=vector.tolist(), using=DENSE, limit=k, filter=_day_filter(days),
-                                        with_payload=PASSAGE_FIELDS)
-                    for vector in np.asarray(vectors, dtype=np.float32)]
+        requests = [
+            models.QueryRequest(
+                query=vector.tolist(), using=DENSE, limit=k, filter=_day_filter(days), with_payload=PASSAGE_FIELDS
+            )
+            for vector in np.asarray(vectors, dtype=np.float32)
+        ]
         responses = self.client.query_batch_points(self.collection, requests)
         scores = np.full((len(requests), k), -np.inf, dtype=np.float32)
         ids = np.full((len(requests), k), -1, dtype=np.int64)
@@ -245,20 +270,30 @@ class QdrantGeneration(BuiltWith):
                 scores[row, column], ids[row, column] = point.score, int(point.id)
         return scores, ids
 
-    def keyword_search(self, terms: Sequence[str], k: int, days: DayRange | None = None
-                       ) -> tuple[np.ndarray, np.ndarray]:
+    def keyword_search(
+        self, terms: Sequence[str], k: int, days: DayRange | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         query = query_vector(terms)
         if not query.indices:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        points = self.client.query_points(self.collection, query=query, using=KEYWORD, limit=max(1, k),
-                                          query_filter=_day_filter(days), with_payload=PASSAGE_FIELDS).points
+        points = self.client.query_points(
+            self.collection,
+            query=query,
+            using=KEYWORD,
+            limit=max(1, k),
+            query_filter=_day_filter(days),
+            with_payload=PASSAGE_FIELDS,
+        ).points
         self._remember(points)
         points = sorted(points, key=lambda p: (-p.score, int(p.id)))  # ties by id, as the embedded backend
-        return (np.array([p.score for p in points], dtype=np.float32),
-                np.array([int(p.id) for p in points], dtype=np.int64))
+        return (
+            np.array([p.score for p in points], dtype=np.float32),
+            np.array([int(p.id) for p in points], dtype=np.int64),
+        )
 
-    def hybrid_search(self, vectors: np.ndarray, terms: Sequence[Sequence[str]], k: int, rrf_k: int,
-                      days: DayRange | None = None) -> list[FusedHits]:
+    def hybrid_search(
+        self, vectors: np.ndarray, terms: Sequence[Sequence[str]], k: int, rrf_k: int, days: DayRange | None = None
+    ) -> list[FusedHits]:
         """Dense and keyword lists (k each) fused by reciprocal rank in the engine, one query_points request per
         question (sent as one batch). Qdrant's RRF scores 1 / (k + position) with positions from 0, so our
         1 / (rrf_k + rank) with ranks from 1 is its k = rrf_k + 1."""
@@ -270,19 +305,31 @@ class QdrantGeneration(BuiltWith):
             prefetch = [models.Prefetch(query=vector.tolist(), using=DENSE, limit=k, filter=_day_filter(days))]
             if query.indices:
                 prefetch.append(models.Prefetch(query=query, using=KEYWORD, limit=k, filter=_day_filter(days)))
-            requests.append(models.QueryRequest(prefetch=prefetch, query=models.RrfQuery(rrf=models.Rrf(k=rrf_k + 1)),
-                                                limit=2 * k, with_payload=PASSAGE_FIELDS,
-                                                with_vector=[DENSE, KEYWORD]))
+            requests.append(
+                models.QueryRequest(
+                    prefetch=prefetch,
+                    query=models.RrfQuery(rrf=models.Rrf(k=rrf_k + 1)),
+                    limit=2 * k,
+                    with_payload=PASSAGE_FIELDS,
+                    with_vector=[DENSE, KEYWORD],
+                )
+            )
         responses = self.client.query_batch_points(self.collection, requests)
         self._document_frequencies([i for q in queries for i in q.indices])
         fused = []
         for vector, query, response in zip(vectors, queries, responses, strict=True):
             self._remember(response.points)
             weights = self._query_weights(query)
-            fused.append(FusedHits(
-                ids=[int(p.id) for p in response.points], scores=[float(p.score) for p in response.points],
-                dense=[float(np.dot(np.asarray(p.vector[DENSE], dtype=np.float32), vector)) for p in response.points],
-                keyword=[self._bm25(weights, p.vector.get(KEYWORD)) for p in response.points]))
+            fused.append(
+                FusedHits(
+                    ids=[int(p.id) for p in response.points],
+                    scores=[float(p.score) for p in response.points],
+                    dense=[
+                        float(np.dot(np.asarray(p.vector[DENSE], dtype=np.float32), vector)) for p in response.points
+                    ],
+                    keyword=[self._bm25(weights, p.vector.get(KEYWORD)) for p in response.points],
+                )
+            )
         return fused
 
     def _query_weights(self, query) -> dict[int, float]:
@@ -299,10 +346,16 @@ class QdrantGeneration(BuiltWith):
 
     def keyword_scores(self, terms: Sequence[str], ids: Sequence[int]) -> np.ndarray:
         weights = self._query_weights(query_vector(terms))
-        points = {int(p.id): p for p in self.client.retrieve(self.collection, [int(i) for i in ids],
-                                                               with_payload=False, with_vectors=[KEYWORD])}
-        return np.array([self._bm25(weights, points[int(i)].vector.get(KEYWORD)) if int(i) in points else 0.0
-                         for i in ids], dtype=np.float32)
+        points = {
+            int(p.id): p
+            for p in self.client.retrieve(
+                self.collection, [int(i) for i in ids], with_payload=False, with_vectors=[KEYWORD]
+            )
+        }
+        return np.array(
+            [self._bm25(weights, points[int(i)].vector.get(KEYWORD)) if int(i) in points else 0.0 for i in ids],
+            dtype=np.float32,
+        )
 
     def _document_frequencies(self, ids: Sequence[int]) -> dict[int, int]:
         missing = [i for i in dict.fromkeys(ids) if i not in self._df]
@@ -328,8 +381,12 @@ class QdrantGeneration(BuiltWith):
         return [known[int(i)] for i in ids]
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
-        found = {int(p.id): p.vector[DENSE] for p in self.client.retrieve(
-            self.collection, [int(i) for i in ids], with_payload=False, with_vectors=[DENSE])}
+        found = {
+            int(p.id): p.vector[DENSE]
+            for p in self.client.retrieve(
+                self.collection, [int(i) for i in ids], with_payload=False, with_vectors=[DENSE]
+            )
+        }
         return np.array([found[int(i)] for i in ids], dtype=np.float32).reshape(len(ids), self.dimension)
 
     def facts(self, doc_id: str) -> ArticleFacts:
@@ -388,8 +445,7 @@ class QdrantGeneration(BuiltWith):
 
     def sources(self) -> dict[str, SourceFile]:
         saved = _read_table(self.client, self.articles_collection, "sources") or {}
-        return {path: SourceFile(entry["size"], entry["mtime_ns"], [tuple(a) for a in entry["articles"]],
-                                 [tuple(s) for s in entry["skipped"]]) for path, entry in saved.items()}
+        return {path: SourceFile.from_dict(entry) for path, entry in saved.items()}
 
     def article_passages(self, doc_id: str) -> list[StoredPassage]:
         points = self._remember(_scroll(self.client, self.collection, _match("doc_id", [doc_id]), PASSAGE_FIELDS))
@@ -399,8 +455,13 @@ class QdrantGeneration(BuiltWith):
         wanted = list(dict.fromkeys(embed_hashes))
         found: dict[str, np.ndarray] = {}
         for start in range(0, len(wanted), PAGE):
-            for point in _scroll(self.client, self.collection, _match("embed_hash", wanted[start : start + PAGE]),
-                                 ["embed_hash"], [DENSE]):
+            for point in _scroll(
+                self.client,
+                self.collection,
+                _match("embed_hash", wanted[start : start + PAGE]),
+                ["embed_hash"],
+                [DENSE],
+            ):
                 found.setdefault(point.payload["embed_hash"], np.array(point.vector[DENSE], dtype=np.float32))
         return found
 
@@ -424,18 +485,34 @@ class QdrantBackend:
     `quantization` "int8", int8 copies of the dense vectors in RAM and the float originals on disk; passage
     payloads (texts) are always kept on disk. Local mode ignores all three."""
 
-    def __init__(self, url: str | None = None, api_key: str | None = None, path: str | Path | None = None,
-                 collection_prefix: str = DEFAULT_PREFIX, client=None, lock_dir: str | Path | None = None,
-                 shards: int | None = None, replicas: int | None = None, quantization: str = ""):
+    def __init__(
+        self,
+        url: str | None = None,
+        api_key: str | None = None,
+        path: str | Path | None = None,
+        collection_prefix: str = DEFAULT_PREFIX,
+        client=None,
+        lock_dir: str | Path | None = None,
+        shards: int | None = None,
+        replicas: int | None = None,
+        quantization: str = "",
+    ):
         if not _PREFIX.fullmatch(collection_prefix):
-            raise QAError(f"Qdrant collection name {collection_prefix!r} ($QA_QDRANT_COLLECTION): use letters, "
-                          "digits and _ only")
+            raise QAError(
+                f"Qdrant collection name {collection_prefix!r} ($QA_QDRANT_COLLECTION): use letters, digits and _ only"
+            )
         self.url, self.api_key, self.path = url, api_key, str(path) if path is not None else None
         self.alias = collection_prefix
-        self.location = (f"{url} (Qdrant, collection {collection_prefix})" if url
-                         else f"{self.path or ':memory:'} (Qdrant local mode)")
-        self.lock_dir = Path(lock_dir) if lock_dir is not None else (
-            Path(self.path) if self.path not in (None, ":memory:") else None)
+        self.location = (
+            f"{url} (Qdrant, collection {collection_prefix})"
+            if url
+            else f"{self.path or ':memory:'} (Qdrant local mode)"
+        )
+        self.lock_dir = (
+            Path(lock_dir)
+            if lock_dir is not None
+            else (Path(self.path) if self.path not in (None, ":memory:") else None)
+        )
         self._client = client
         self.shards, self.replicas, self.quantization = shards or None, replicas or None, quantization
 
@@ -444,8 +521,11 @@ class QdrantBackend:
         if self._client is None:
             from qdrant_client import QdrantClient
 
-            warnings.filterwarnings("ignore", message=".*(Local mode is not recommended|Payload indexes have no "
-                                    "effect).*", category=UserWarning)
+            warnings.filterwarnings(
+                "ignore",
+                message=".*(Local mode is not recommended|Payload indexes have no effect).*",
+                category=UserWarning,
+            )
             try:
                 if self.url:
                     self._client = QdrantClient(url=self.url, api_key=self.api_key or None, timeout=60)
@@ -491,8 +571,9 @@ class QdrantBackend:
         metadata = self._call(lambda: self.client.get_collection(collection).config.metadata) or {}
         return metadata.get("manifest")
 
-    def open(self, model_id: str | None = None, dimension: int | None = None, fallback: bool = True
-             ) -> QdrantGeneration:
+    def open(
+        self, model_id: str | None = None, dimension: int | None = None, fallback: bool = True
+    ) -> QdrantGeneration:
         live = self.live_collection()
         if live is None:
             raise IndexNotFound(self.location)
@@ -566,8 +647,11 @@ class QdrantBackend:
         operations = []
         if self.live_collection() is not None:
             operations.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=self.alias)))
-        operations.append(models.CreateAliasOperation(create_alias=models.CreateAlias(
-            collection_name=collection, alias_name=self.alias)))
+        operations.append(
+            models.CreateAliasOperation(
+                create_alias=models.CreateAlias(collection_name=collection, alias_name=self.alias)
+            )
+        )
         self.client.update_collection_aliases(change_aliases_operations=operations)
 
     def _prune(self) -> None:
@@ -598,26 +682,40 @@ class QdrantWriter:
         self._previous_articles = set(previous.article_hashes()) if previous is not None else set()
         self.written: dict[str, int] = {}
 
-    def put_article(self, article: Article, passages: Sequence[StoredPassage], vectors: np.ndarray,
-                    sentences: Sequence[Sentence]) -> None:
+    def put_article(
+        self, article: Article, passages: Sequence[StoredPassage], vectors: np.ndarray, sentences: Sequence[Sentence]
+    ) -> None:
         self.delete_article(article.doc_id)
-        self.fresh[article.doc_id] = (article, list(passages), np.asarray(vectors, np.float32).reshape(
-            len(passages), self.dimension), list(sentences))
+        self.fresh[article.doc_id] = (
+            article,
+            list(passages),
+            np.asarray(vectors, np.float32).reshape(len(passages), self.dimension),
+            list(sentences),
+        )
 
     def delete_article(self, doc_id: str) -> None:
         self.fresh.pop(doc_id, None)
         if doc_id in self._previous_articles:
             self.removed.add(doc_id)
 
-    def commit(self, manifest: dict, duplicate_of: dict[str, str], duplicate_pairs: Sequence[tuple[str, str]],
-               sources: dict[str, SourceFile]) -> str:
+    def commit(
+        self,
+        manifest: dict,
+        duplicate_of: dict[str, str],
+        duplicate_pairs: Sequence[tuple[str, str]],
+        sources: dict[str, SourceFile],
+    ) -> str:
         name = GENERATION_PREFIX + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         collection = f"{self.backend.alias}-{name}"
         switched = False
         try:
             self._create(collection)
-            terms = {doc_id: [passage_terms(tokenize(embed_text(article.title, article.text[p.start : p.end])))
-                              for p in passages] for doc_id, (article, passages, _, _) in self.fresh.items()}
+            terms = {
+                doc_id: [
+                    passage_terms(tokenize(embed_text(article.title, article.text[p.start : p.end]))) for p in passages
+                ]
+                for doc_id, (article, passages, _, _) in self.fresh.items()
+            }
             totals, df = self._statistics(terms)
             mean_length = totals["length"] / totals["passages"] if totals["passages"] else 1.0
             old_mean = self.previous.manifest.get("keyword_mean_length", 1.0) if self.previous else mean_length
@@ -625,16 +723,29 @@ class QdrantWriter:
             self._upload(collection, self._fresh_passages(terms, mean_length))
             articles, sentences = self._write_articles(collection + ARTICLES, duplicate_of)
             models = _models()
-            self._upload(collection + TERMS, (models.PointStruct(id=i, vector={}, payload={"df": n})
-                                              for i, n in df.items()))
+            self._upload(
+                collection + TERMS, (models.PointStruct(id=i, vector={}, payload={"df": n}) for i, n in df.items())
+            )
             _write_sources(self.client, collection + ARTICLES, sources)
-            _write_table(self.client, collection + ARTICLES, "duplicates",
-                         {"duplicate_of": duplicate_of, "pairs": [list(pair) for pair in duplicate_pairs]})
+            _write_table(
+                self.client,
+                collection + ARTICLES,
+                "duplicates",
+                {"duplicate_of": duplicate_of, "pairs": [list(pair) for pair in duplicate_pairs]},
+            )
             self.written = {"articles": articles, "passages": totals["passages"], "sentences": sentences}
-            full = {**manifest, "backend": "qdrant", "store_version": STORE_VERSION, "generation": name,
-                    "collection": collection, **self.written, "duplicates": len(duplicate_of),
-                    "keyword_length_total": totals["length"], "keyword_mean_length": mean_length,
-                    "versions": {**manifest.get("versions", {}), "qdrant-client": _client_version()}}
+            full = {
+                **manifest,
+                "backend": "qdrant",
+                "store_version": STORE_VERSION,
+                "generation": name,
+                "collection": collection,
+                **self.written,
+                "duplicates": len(duplicate_of),
+                "keyword_length_total": totals["length"],
+                "keyword_mean_length": mean_length,
+                "versions": {**manifest.get("versions", {}), "qdrant-client": _client_version()},
+            }
             counted = self.client.count(collection, exact=True).count
             if counted != totals["passages"]:
                 raise ValueError(f"{counted} passages written, {totals['passages']} expected")
@@ -656,21 +767,36 @@ class QdrantWriter:
         quantized = backend.quantization == "int8"
         self.client.create_collection(
             collection,
-            vectors_config={DENSE: models.VectorParams(size=self.dimension, distance=models.Distance.COSINE,
-                                                       on_disk=quantized or None)},
+            vectors_config={
+                DENSE: models.VectorParams(
+                    size=self.dimension, distance=models.Distance.COSINE, on_disk=quantized or None
+                )
+            },
             sparse_vectors_config={KEYWORD: models.SparseVectorParams(modifier=models.Modifier.IDF)},
-            shard_number=backend.shards, replication_factor=backend.replicas, on_disk_payload=True,
-            quantization_config=models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
-                type=models.ScalarType.INT8, quantile=0.99, always_ram=True)) if quantized else None,
-            metadata={"complete": False})
-        for field, schema in (("doc_id", models.PayloadSchemaType.KEYWORD), ("day", models.PayloadSchemaType.INTEGER),
-                              ("embed_hash", models.PayloadSchemaType.KEYWORD)):
+            shard_number=backend.shards,
+            replication_factor=backend.replicas,
+            on_disk_payload=True,
+            quantization_config=models.ScalarQuantization(
+                scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, quantile=0.99, always_ram=True)
+            )
+            if quantized
+            else None,
+            metadata={"complete": False},
+        )
+        for field, schema in (
+            ("doc_id", models.PayloadSchemaType.KEYWORD),
+            ("day", models.PayloadSchemaType.INTEGER),
+            ("embed_hash", models.PayloadSchemaType.KEYWORD),
+        ):
             self.client.create_payload_index(collection, field, field_schema=schema)
-        self.client.create_collection(collection + ARTICLES, vectors_config={
-            MEAN: models.VectorParams(size=self.dimension, distance=models.Distance.DOT)})
+        self.client.create_collection(
+            collection + ARTICLES,
+            vectors_config={MEAN: models.VectorParams(size=self.dimension, distance=models.Distance.DOT)},
+        )
         for field in ("kind", "doc_id"):
-            self.client.create_payload_index(collection + ARTICLES, field,
-                                             field_schema=models.PayloadSchemaType.KEYWORD)
+            self.client.create_payload_index(
+                collection + ARTICLES, field, field_schema=models.PayloadSchemaType.KEYWORD
+            )
         self.client.create_collection(collection + TERMS, vectors_config={})
 
     def _statistics(self, fresh_terms: dict[str, list[list[str]]]) -> tuple[dict[str, int], dict[int, int]]:
@@ -679,8 +805,10 @@ class QdrantWriter:
         totals = {"passages": 0, "length": 0}
         df: dict[int, int] = {}
         if self.previous is not None:
-            totals = {"passages": self.previous.passage_count(),
-                      "length": int(self.previous.manifest["keyword_length_total"])}
+            totals = {
+                "passages": self.previous.passage_count(),
+                "length": int(self.previous.manifest["keyword_length_total"]),
+            }
             df = {int(p.id): p.payload["df"] for p in _scroll(self.client, self.previous.terms_collection)}
             removed = sorted(self.removed)
             for start in range(0, len(removed), PAGE):
@@ -713,8 +841,13 @@ class QdrantWriter:
             vector = point.vector
             if old_mean != new_mean:
                 sparse = vector[KEYWORD]
-                vector = {**vector, KEYWORD: models.SparseVector(indices=sparse.indices, values=_resaturate(
-                    sparse.values, point.payload["terms"], old_mean, new_mean))}
+                vector = {
+                    **vector,
+                    KEYWORD: models.SparseVector(
+                        indices=sparse.indices,
+                        values=_resaturate(sparse.values, point.payload["terms"], old_mean, new_mean),
+                    ),
+                }
             yield models.PointStruct(id=point.id, vector=vector, payload=point.payload)
 
     def _fresh_passages(self, terms: dict[str, list[list[str]]], mean_length: float) -> Iterator:
@@ -726,10 +859,19 @@ class QdrantWriter:
                 yield models.PointStruct(
                     id=passage.passage_id,
                     vector={DENSE: vector.tolist(), KEYWORD: models.SparseVector(indices=indices, values=values)},
-                    payload={"doc_id": doc_id, "start": passage.start, "end": passage.end,
-                             "embed_hash": passage.embed_hash, "title": article.title, "source": article.source,
-                             "day": day, "url": article.url, "text": article.text[passage.start : passage.end],
-                             "terms": len(passage_terms_)})
+                    payload={
+                        "doc_id": doc_id,
+                        "start": passage.start,
+                        "end": passage.end,
+                        "embed_hash": passage.embed_hash,
+                        "title": article.title,
+                        "source": article.source,
+                        "day": day,
+                        "url": article.url,
+                        "text": article.text[passage.start : passage.end],
+                        "terms": len(passage_terms_),
+                    },
+                )
 
     def _write_articles(self, collection: str, duplicate_of: dict[str, str]) -> tuple[int, int]:
         """Article points (copied ones with their story updated, then the new ones); (articles, sentences)."""
@@ -745,24 +887,40 @@ class QdrantWriter:
         def copied() -> Iterator:
             if self.previous is None:
                 return
-            for point in _scroll(self.client, self.previous.articles_collection, _match("kind", ["article"]),
-                                 with_vectors=[MEAN]):
+            for point in _scroll(
+                self.client, self.previous.articles_collection, _match("kind", ["article"]), with_vectors=[MEAN]
+            ):
                 doc_id = point.payload["doc_id"]
                 if doc_id not in self.removed:
-                    yield models.PointStruct(id=point.id, vector={MEAN: point.vector[MEAN]}, payload={
-                        **point.payload, "group": duplicate_of.get(doc_id, doc_id)})
+                    yield models.PointStruct(
+                        id=point.id,
+                        vector={MEAN: point.vector[MEAN]},
+                        payload={**point.payload, "group": duplicate_of.get(doc_id, doc_id)},
+                    )
 
         def fresh() -> Iterator:
             for doc_id, (article, _, vectors, article_sentences) in self.fresh.items():
                 mean = vectors.sum(axis=0) if len(vectors) else np.zeros(self.dimension, np.float32)
                 norm = np.linalg.norm(mean)
-                yield models.PointStruct(id=article_point_id(doc_id), vector={
-                    MEAN: (mean / norm if norm else mean).tolist()}, payload={
-                    "kind": "article", "doc_id": doc_id, "title": article.title, "text": article.text,
-                    "url": article.url, "publish_date": article.publish_date, "authors": list(article.authors),
-                    "source": article.source, "origin": article.origin, "content_hash": article.content_hash,
-                    "day": _day(article.publish_date), "group": duplicate_of.get(doc_id, doc_id),
-                    "sentences": [[s.start, s.end] for s in article_sentences]})
+                yield models.PointStruct(
+                    id=article_point_id(doc_id),
+                    vector={MEAN: (mean / norm if norm else mean).tolist()},
+                    payload={
+                        "kind": "article",
+                        "doc_id": doc_id,
+                        "title": article.title,
+                        "text": article.text,
+                        "url": article.url,
+                        "publish_date": article.publish_date,
+                        "authors": list(article.authors),
+                        "source": article.source,
+                        "origin": article.origin,
+                        "content_hash": article.content_hash,
+                        "day": _day(article.publish_date),
+                        "group": duplicate_of.get(doc_id, doc_id),
+                        "sentences": [[s.start, s.end] for s in article_sentences],
+                    },
+                )
 
         self._upload(collection, counted(copied()))
         self._upload(collection, counted(fresh()))

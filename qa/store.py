@@ -325,15 +325,7 @@ class Generation(BuiltWith):
             saved = None
         try:
             saved = saved if saved is not None else json.loads((self.path / SOURCES).read_text())
-            return {
-                path: SourceFile(
-                    entry["size"],
-                    entry["mtime_ns"],
-                    [tuple(a) for a in entry["articles"]],
-                    [tuple(s) for s in entry["skipped"]],
-                )
-                for path, entry in saved.items()
-            }
+            return {path: SourceFile.from_dict(entry) for path, entry in saved.items()}
         except (OSError, ValueError, AttributeError, KeyError, TypeError):
             return {}  # then every file is read again
 

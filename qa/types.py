@@ -120,3 +120,13 @@ class SourceFile:
     mtime_ns: int
     articles: list[tuple[str, str]] = field(default_factory=list)  # (doc_id, text key) in file order
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (origin, reason)
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> SourceFile:
+        """One as a generation saved it (its fields as JSON)."""
+        return cls(
+            saved["size"],
+            saved["mtime_ns"],
+            [tuple(a) for a in saved["articles"]],
+            [tuple(s) for s in saved["skipped"]],
+        )

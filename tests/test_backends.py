@@ -26,25 +26,43 @@ from tests.conftest import ROOT, FakeEmbedder
 SERVER_URL = os.environ.get("QA_QDRANT_URL", "")
 
 ARTICLES = {  # sentences written for these tests; dates spread over three weeks
-    "harbour": ("Harbour crane breaks down", "2025-03-03",
-                "A container crane at the north harbour broke down on Monday. Dock workers said repairs would take "
-                "nine days. Shipping lines moved four vessels to the south terminal while the crane was fixed."),
-    "orchard": ("Orchard frost ruins apple blossom", "2025-03-10",
-                "A late frost damaged apple blossom across the valley orchards. Growers expect the harvest to fall "
-                "by a third. One grower lit candles between the rows to keep the trees warm overnight."),
-    "library": ("Library opens a tool lending shelf", "2025-03-12",
-                "The town library now lends drills, ladders and sewing machines. Members may borrow three tools a "
-                "week. The librarian said the ladders were the first to go."),
-    "tram": ("Tram line extension approved", "2025-03-17",
-             "The council approved a tram extension to the hospital. Construction starts in May and costs 48 "
-             "million euros. The mayor said the tram would carry nine thousand riders a day."),
-    "tram-copy": ("Council backs tram extension", "2025-03-18",
-                  "The council approved a tram extension to the hospital. Construction starts in May and costs 48 "
-                  "million euros. The mayor said the tram would carry nine thousand riders a day. Work pauses in "
-                  "August."),
-    "undated": ("Choir wins regional contest", None,
-                "The youth choir won the regional contest with a folk song. The conductor said the singers "
-                "rehearsed every evening for a month."),
+    "harbour": (
+        "Harbour crane breaks down",
+        "2025-03-03",
+        "A container crane at the north harbour broke down on Monday. Dock workers said repairs would take "
+        "nine days. Shipping lines moved four vessels to the south terminal while the crane was fixed.",
+    ),
+    "orchard": (
+        "Orchard frost ruins apple blossom",
+        "2025-03-10",
+        "A late frost damaged apple blossom across the valley orchards. Growers expect the harvest to fall "
+        "by a third. One grower lit candles between the rows to keep the trees warm overnight.",
+    ),
+    "library": (
+        "Library opens a tool lending shelf",
+        "2025-03-12",
+        "The town library now lends drills, ladders and sewing machines. Members may borrow three tools a "
+        "week. The librarian said the ladders were the first to go.",
+    ),
+    "tram": (
+        "Tram line extension approved",
+        "2025-03-17",
+        "The council approved a tram extension to the hospital. Construction starts in May and costs 48 "
+        "million euros. The mayor said the tram would carry nine thousand riders a day.",
+    ),
+    "tram-copy": (
+        "Council backs tram extension",
+        "2025-03-18",
+        "The council approved a tram extension to the hospital. Construction starts in May and costs 48 "
+        "million euros. The mayor said the tram would carry nine thousand riders a day. Work pauses in "
+        "August.",
+    ),
+    "undated": (
+        "Choir wins regional contest",
+        None,
+        "The youth choir won the regional contest with a folk song. The conductor said the singers "
+        "rehearsed every evening for a month.",
+    ),
 }
 
 
@@ -54,9 +72,19 @@ def write_corpus(folder: Path, articles: dict) -> Path:
         if path.stem not in articles:
             path.unlink()
     for doc_id, (title, day, text) in articles.items():
-        (folder / f"{doc_id}.json").write_text(json.dumps(
-            {"doc_id": doc_id, "title": title, "publish_date": day, "text": text, "source": f"Outlet {doc_id[0]}",
-             "url": f"https://news.example/{doc_id}"}), encoding="utf-8")
+        (folder / f"{doc_id}.json").write_text(
+            json.dumps(
+                {
+                    "doc_id": doc_id,
+                    "title": title,
+                    "publish_date": day,
+                    "text": text,
+                    "source": f"Outlet {doc_id[0]}",
+                    "url": f"https://news.example/{doc_id}",
+                }
+            ),
+            encoding="utf-8",
+        )
     return folder
 
 
@@ -121,8 +149,9 @@ def _bm25_oracle(generation, terms: list[str]) -> dict[int, float]:
     scores = {}
     for pid, passage_terms in counted.items():
         tf, norm = Counter(passage_terms), K1 * (1 - B + B * len(passage_terms) / mean)
-        score = sum(math.log(1 + (len(counted) - df[t] + 0.5) / (df[t] + 0.5)) * tf[t] / (tf[t] + norm)
-                    for t in terms if tf[t])
+        score = sum(
+            math.log(1 + (len(counted) - df[t] + 0.5) / (df[t] + 0.5)) * tf[t] / (tf[t] + norm) for t in terms if tf[t]
+        )
         if score > 0:
             scores[pid] = score
     return scores
@@ -157,8 +186,9 @@ def _check_searches(generation, embedder) -> None:
             assert len(found) == min(4, len(bm25))
             assert np.allclose(scores, sorted(bm25.values(), reverse=True)[:4], rtol=1e-4)
             assert np.allclose([bm25[int(pid)] for pid in found], scores, rtol=1e-4)
-            assert np.allclose(generation.keyword_scores(terms, ids), [every.get(pid, 0.0) for pid in ids],
-                               rtol=1e-4, atol=1e-6)
+            assert np.allclose(
+                generation.keyword_scores(terms, ids), [every.get(pid, 0.0) for pid in ids], rtol=1e-4, atol=1e-6
+            )
 
 
 def test_build_stores_passages_under_stable_ids_and_searches_match_the_oracles(make_backend, corpus):
@@ -189,15 +219,21 @@ def test_incremental_build_adds_replaces_and_deletes_without_embedding_again(mak
     embedder = FakeEmbedder()
     build_index(corpus, make_backend(), embedder)
     before = make_backend().open()
-    kept = {p.passage_id: before.vectors([p.passage_id])[0] for doc_id in ("harbour", "library")
-            for p in before.article_passages(doc_id)}
+    kept = {
+        p.passage_id: before.vectors([p.passage_id])[0]
+        for doc_id in ("harbour", "library")
+        for p in before.article_passages(doc_id)
+    }
     before.close()
 
     changed = dict(ARTICLES)
     del changed["undated"]
     changed["orchard"] = (ARTICLES["orchard"][0], "2025-03-10", ARTICLES["orchard"][2] + " Cider makers worry.")
-    changed["ferry"] = ("Ferry adds a night crossing", "2025-03-20",
-                        "The island ferry will run a night crossing from April. Tickets cost six euros.")
+    changed["ferry"] = (
+        "Ferry adds a night crossing",
+        "2025-03-20",
+        "The island ferry will run a night crossing from April. Tickets cost six euros.",
+    )
     write_corpus(corpus, changed)
     again = FakeEmbedder()
     backend = make_backend()
@@ -284,8 +320,9 @@ def test_hybrid_search_in_the_engine_ranks_as_our_fusion_of_the_two_lists(tmp_pa
         assert [(h.passage_id, h.also_in) for h in a] == [(h.passage_id, h.also_in) for h in b]
         assert np.allclose([h.score for h in a], [h.score for h in b])
         assert np.allclose([h.dense_score for h in a], [h.dense_score for h in b], atol=1e-5)
-        assert np.allclose([h.keyword_score for h in a if h.keyword_score], [h.keyword_score for h in b if
-                                                                              h.keyword_score], rtol=1e-4)
+        assert np.allclose(
+            [h.keyword_score for h in a if h.keyword_score], [h.keyword_score for h in b if h.keyword_score], rtol=1e-4
+        )
 
     # with a day range, in the same request: the fusion of the two filtered lists
     days = (date(2025, 3, 10).toordinal(), date(2025, 3, 17).toordinal())
@@ -314,8 +351,9 @@ def test_the_sample_corpus_gives_the_same_top_articles_and_answers_with_both_bac
     assert sorted(p.passage_id for p in _passages(a)) == sorted(p.passage_id for p in _passages(b))
     records = read_questions(ROOT / "corpus" / "questions.jsonl")
     questions, dates = [r.question for r in records], [r.question_date for r in records]
-    for left, right in zip(ask_many(a, embedder, questions, asked_on=dates),
-                           ask_many(b, embedder, questions, asked_on=dates), strict=True):
+    for left, right in zip(
+        ask_many(a, embedder, questions, asked_on=dates), ask_many(b, embedder, questions, asked_on=dates), strict=True
+    ):
         assert [h.doc_id for h in left.passages[:5]] == [h.doc_id for h in right.passages[:5]]
         assert (left.answer, left.abstained) == (right.answer, right.abstained)
     qdrant.close()
@@ -351,7 +389,8 @@ def test_the_chat_service_answers_from_a_qdrant_index_and_switches_with_it(tmp_p
 
 
 def test_the_command_line_moves_an_index_to_qdrant_without_embedding_and_asks_it_without_flags(
-        tmp_path, corpus, monkeypatch, capsys):
+    tmp_path, corpus, monkeypatch, capsys
+):
     import qa.cli
 
     tokenizer = FakeEmbedder()
@@ -360,8 +399,23 @@ def test_the_command_line_moves_an_index_to_qdrant_without_embedding_and_asks_it
     assert qa.cli.main(["build", "--corpus", str(corpus), "--index", embedded, "--json"]) == 0
     built = json.loads(capsys.readouterr().out)
     tokenizer.embedded.clear()
-    assert qa.cli.main(["build", "--corpus", str(corpus), "--index", moved, "--backend", "qdrant",
-                        "--vectors-from", embedded, "--json"]) == 0
+    assert (
+        qa.cli.main(
+            [
+                "build",
+                "--corpus",
+                str(corpus),
+                "--index",
+                moved,
+                "--backend",
+                "qdrant",
+                "--vectors-from",
+                embedded,
+                "--json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["passages"] == built["passages"] and tokenizer.embedded == []  # every vector was copied
     assert json.loads((Path(moved) / "backend.json").read_text())["backend"] == "qdrant"
@@ -381,7 +435,10 @@ def test_the_backend_settings_come_from_flags_then_the_environment(monkeypatch):
     monkeypatch.setenv("QA_QDRANT_SHARDS", "12")
     settings = app.read_settings(["--qdrant-url", "http://other.example:6333", "--qdrant-api-key", "k"])
     assert (settings.backend, settings.qdrant_url, settings.qdrant_api_key) == (
-        "qdrant", "http://other.example:6333", "k")
+        "qdrant",
+        "http://other.example:6333",
+        "k",
+    )
     assert settings.qdrant_shards == 12 and settings.qdrant_collection == "newsqa"
     with pytest.raises(QAError, match=r"backend 'faiss' \(from --backend or \$QA_BACKEND\)"):
         Settings.from_env({"QA_BACKEND": "faiss"})
