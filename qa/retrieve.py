@@ -174,7 +174,10 @@ def _rank(
     facts = [generation.facts(p.doc_id) for p in stored]
     if query.timeframe is not None and (settings.date_weight or settings.future_penalty):
         scores = scores * _date_factor(np.array([f.day for f in facts]), query, settings)
-    order = np.argsort(-scores, kind="stable")
+    # equal fused scores (one passage's rank in one list, another's same rank in the other) go to the closer
+    # passage: the same order whichever backend fused them, and whatever its ids
+    cosines = np.fromiter((dense_of[i] for i in fused), dtype=np.float64, count=len(fused))
+    order = np.lexsort((-cosines, -scores))
 
     hits: list[Hit] = []
     per_article: dict[str, int] = {}

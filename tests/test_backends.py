@@ -338,6 +338,18 @@ def test_hybrid_search_in_the_engine_ranks_as_our_fusion_of_the_two_lists(tmp_pa
     assert all(days[0] <= generation.facts(p.doc_id).day <= days[1] for p in generation.passages(fused.ids))
 
 
+def _top_articles(answer, count: int = 5) -> list[str]:
+    """The first `count` articles of an answer's ranked passages, in order. Passages of equal BM25 score come in
+    the engine's order of ties (local mode: its storage order; the embedded backend: passage id), so two
+    passages may swap places; which articles rank where does not depend on it (checked with the corpus at
+    eight other paths, whose file-named articles get other ids)."""
+    articles: list[str] = []
+    for hit in answer.passages:
+        if hit.doc_id not in articles:
+            articles.append(hit.doc_id)
+    return articles[:count]
+
+
 def test_the_sample_corpus_gives_the_same_top_articles_and_answers_with_both_backends(tmp_path):
     from qa.answer import ask_many
     from qa.evaluate import read_questions
@@ -354,7 +366,7 @@ def test_the_sample_corpus_gives_the_same_top_articles_and_answers_with_both_bac
     for left, right in zip(
         ask_many(a, embedder, questions, asked_on=dates), ask_many(b, embedder, questions, asked_on=dates), strict=True
     ):
-        assert [h.doc_id for h in left.passages[:5]] == [h.doc_id for h in right.passages[:5]]
+        assert _top_articles(left) == _top_articles(right)
         assert (left.answer, left.abstained) == (right.answer, right.abstained)
     qdrant.close()
 
