@@ -155,8 +155,8 @@ def seed_scaled_index(source_index: Path, corpus_file: Path, index: Path, scale:
     writer.articles = {"seeded": None}
     hashes = {a.doc_id: a.content_hash for a in ingested.articles}
     manifest = {key: original.manifest[key] for key in ("model", "dimension", "normalized", "metric", "chunking")}
-    manifest["fingerprint"] = corpus_fingerprint(hashes, ChunkSettings(), original.model_id)
     manifest["reader"] = reader_calibration()
+    manifest["fingerprint"] = corpus_fingerprint(hashes, ChunkSettings(), original.model_id, manifest["reader"])
     writer.commit(manifest, {}, [], ingested.sources)
 
 

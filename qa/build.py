@@ -133,7 +133,8 @@ def _build(
     report.changed = sum(1 for d, h in hashes.items() if d in old_hashes and old_hashes[d] != h)
     report.unchanged = len(hashes) - report.new - report.changed
     report.removed = len(set(old_hashes) - set(hashes))
-    fingerprint = corpus_fingerprint(hashes, settings, embedder.model_id)
+    calibration = reader_calibration()
+    fingerprint = corpus_fingerprint(hashes, settings, embedder.model_id, calibration)
     if same_layout is not None and same_layout.manifest.get("fingerprint") == fingerprint:
         report.up_to_date, report.generation = True, same_layout.name
         report.passages = same_layout.manifest.get("passages", 0)
@@ -166,7 +167,7 @@ def _build(
         "corpus": str(Path(report.corpus).resolve()),
         "fingerprint": fingerprint,
         "versions": _library_versions(),
-        "reader": reader_calibration(),  # the abstention threshold and reader weights, with their model's id
+        "reader": calibration,  # the abstention threshold and reader weights, with their model's id
     }
     report.generation = writer.commit(manifest, duplicate_of, pairs, ingested.sources)
     report.passages = writer.written["passages"]
@@ -269,9 +270,8 @@ def _duplicates(
     return find_duplicates(doc_ids, matrix, date_of, text_of, set(fresh) if previous is not None else None, known)
 
 
-def corpus_fingerprint(hashes: dict[str, str], settings: ChunkSettings, model_id: str) -> str:
+def corpus_fingerprint(hashes: dict[str, str], settings: ChunkSettings, model_id: str, calibration: dict) -> str:
     """Changes when an article, the chunking, the model or the reader's calibration does."""
-    calibration = reader_calibration()
     digest = hashlib.sha256(json.dumps([STORE_VERSION, model_id, settings.as_dict(), calibration]).encode())
     for doc_id in sorted(hashes):
         digest.update(f"{doc_id}\0{hashes[doc_id]}\n".encode("utf-8", "surrogatepass"))

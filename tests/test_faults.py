@@ -161,19 +161,24 @@ def test_app_serves_the_previous_generation_and_says_what_is_wrong(two_generatio
         demo.close()
 
 
-@pytest.mark.parametrize("how", ["truncated-vectors", "garbled-sqlite", "truncated-manifest"])
-def test_app_refuses_to_start_without_a_loadable_generation_and_says_how_to_rebuild(tmp_path, how):
-    corpus = write_articles(tmp_path / "corpus", NEWS)
-    index = tmp_path / "index"
-    build_index(corpus, index, FakeEmbedder())
-    damage(load_generation(index).path, how)
-    run = subprocess.run(
+def start_app(corpus: Path, index: Path) -> subprocess.CompletedProcess:
+    """app.py run as a user starts it, on a port it cannot bind: what it says before serving."""
+    return subprocess.run(
         [sys.executable, str(ROOT / "app.py"), "--corpus", str(corpus), "--index", str(index), "--port", "1"],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=ROOT,
     )
+
+
+@pytest.mark.parametrize("how", ["truncated-vectors", "garbled-sqlite", "truncated-manifest"])
+def test_app_refuses_to_start_without_a_loadable_generation_and_says_how_to_rebuild(tmp_path, how):
+    corpus = write_articles(tmp_path / "corpus", NEWS)
+    index = tmp_path / "index"
+    build_index(corpus, index, FakeEmbedder())
+    damage(load_generation(index).path, how)
+    run = start_app(corpus, index)
     assert run.returncode == 2, run.stderr
     assert "cannot be loaded" in run.stderr and "rebuild it with `python -m qa build`" in run.stderr
     assert "Traceback" not in run.stderr + run.stdout
@@ -273,13 +278,7 @@ def test_a_generation_of_an_older_layout_is_refused_with_how_to_rebuild_and_the_
 
     with pytest.raises(IndexCorrupt, match="written in index layout 1.*rebuild it with `python -m qa build`"):
         ChatService(corpus, index, FakeEmbedder())
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "app.py"), "--corpus", str(corpus), "--index", str(index), "--port", "1"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+    run = start_app(corpus, index)
     assert run.returncode == 2 and "index layout 1" in run.stderr and "Traceback" not in run.stderr + run.stdout
     rebuilt = FakeEmbedder()
     report = build_index(corpus, index, rebuilt)
