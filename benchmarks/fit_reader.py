@@ -55,7 +55,7 @@ SETS = {
     "natural": [SHARED / "natural" / "dev.jsonl"],
     "realtimeqa": [SHARED / "realtimeqa" / "dev.jsonl", SHARED / "realtimeqa" / "dev_later_year.jsonl"],
 }
-SHORTLISTS = (8, 12, 16)
+SHORTLISTS = (4, 6, 8)
 ANSWERABLE_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
 FURTHER_GRID = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 
@@ -225,18 +225,22 @@ TARGETS = {"natural": (0.20, 0.35), "realtimeqa": (0.10, 0.18)}  # abstained on 
 
 def choose_threshold(generation, items, readings, models, min_further, sample=None) -> tuple[float, list]:
     """The answerability threshold that keeps the worst of the error rates (abstained on answerable, wrong on
-    unanswerable, each set; the sample corpus too when given, with the natural set's targets) least over its
-    target, so that no set and no kind of error is given up."""
+    unanswerable, each set) least over its target, so that no set and no kind of error is given up; between
+    thresholds with the same worst, the least summed over all of them. The sample corpus, when given, is held to
+    the natural set's target for plain questions refused, the guard it is there for; its 4 unanswerable
+    questions (a rate in steps of 0.25) are reported, not chosen on."""
     curve = []
     for t in ANSWERABLE_GRID:
         m = metrics(generation, items, oof_answers(generation, items, readings, models, float(t), min_further))
+        ratios = [
+            ratio
+            for d, (a, w) in TARGETS.items()
+            for ratio in (m[d]["abstained_answerable"] / a, m[d]["wrong_unanswerable"] / w)
+        ]
         if sample is not None:
             m["sample"] = sample(float(t))
-        worst = max(
-            max(m[d]["abstained_answerable"] / a, m[d]["wrong_unanswerable"] / w)
-            for d, (a, w) in {**TARGETS, **({"sample": TARGETS["natural"]} if sample else {})}.items()
-        )
-        curve.append((float(t), m, worst, worst <= 1.0))
+            ratios.append(m["sample"]["abstained_answerable"] / TARGETS["natural"][0])
+        curve.append((float(t), m, (round(max(ratios), 6), sum(ratios)), max(ratios) <= 1.0))
     return min(curve, key=lambda row: row[2])[0], curve
 
 
@@ -313,9 +317,12 @@ def main() -> None:
             print(line(f"top{embed_top} t={threshold:.2f} f={further}", m))
             gain = sum(m[d]["answer_in_quote"] + m[d]["answer_in_first_quote"] for d in SETS)
             rows.append((gain, sum(m[d]["quotes_per_answer"] for d in SETS), embed_top, further))
-    # the best shortlist; then the fewest quotes that keep the sum within 0.04 (about one question per set)
-    top = max(rows, key=lambda r: (r[0], -r[2]))
-    _, _, embed_top, further = min((r for r in rows if r[2] == top[2] and r[0] >= top[0] - 0.04), key=lambda r: r[1])
+    # the shortest shortlist (each sentence embedded costs about 4 ms of a question's time) whose best sum is
+    # within 0.04 of the best (about one question per set); then the fewest quotes that keep it there
+    best = max(r[0] for r in rows)
+    embed_top = min(r[2] for r in rows if r[0] >= best - 0.04)
+    top = max(r[0] for r in rows if r[2] == embed_top)
+    _, _, embed_top, further = min((r for r in rows if r[2] == embed_top and r[0] >= top - 0.04), key=lambda r: r[1])
     readings, models = cross_validate(generation, items, args.folds, embed_top, args.passages, model_id)
     full = replace(fit(items, embed_top, args.passages, model_id), min_further=further)  # on every question
     sample = sample_curve(full, Path(args.sample_index)) if args.sample_index else None

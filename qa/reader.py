@@ -49,7 +49,7 @@ SHORT_SENTENCE = 60  # a quote shorter than this takes the sentence before it al
 
 # --- the kind of answer a question asks for, and the phrases of a sentence that are of that kind ---------------
 
-AMOUNT, NUMBER, DATE, NAME = "amount", "number", "date", "name"
+AMOUNT, NUMBER, DATE, NAME, REASON = "amount", "number", "date", "name", "reason"
 _QUESTION_KIND = [
     (
         re.compile(
@@ -61,8 +61,9 @@ _QUESTION_KIND = [
     ),
     (
         re.compile(
-            r"\bhow (many|much|long|old|far|tall|big|large|fast|high|deep|often)\b|\bwhat (percentage|percent|"
-            r"share|number|amount|proportion|fraction|price|sum|age|rate|total)\b",
+            r"\bhow (many|much|long|old|far|tall|big|large|fast|high|hot|cold|deep|often)\b|\b(what|which) "
+            r"(percentage|percent|share|number|amount|proportion|fraction|price|sum|age|rate|total|temperature|"
+            r"score|rating|speed|distance|size|height|weight|margin)\b",
             re.I,
         ),
         NUMBER,
@@ -70,14 +71,14 @@ _QUESTION_KIND = [
     (
         re.compile(
             r"^\W*when\b|\bwhat (year|day|date|month|time)\b|\bwhich (year|day|date|month)\b|\bwhen (did|does|"
-            r"do|is|was|will|were|are)\b",
+            r"do|is|was|will|were|are)\b|\b(by|since|until|till) when\b",
             re.I,
         ),
         DATE,
     ),
     (
         re.compile(
-            r"\b(who|whom|whose|where)\b|\b(which|what) (company|companies|country|countries|city|cities|state|"
+            r"\b(who|whom|whose|where|which)\b|\bwhat (company|companies|country|countries|city|cities|state|"
             r"states|team|firm|group|organi[sz]ation|agency|party|person|man|woman|country's|nation|place|town|"
             r"region|province|county|show|film|movie|book|song|brand|airline|university|court)\b",
             re.I,
@@ -85,6 +86,14 @@ _QUESTION_KIND = [
         NAME,
     ),
 ]
+_QUESTION_KIND.append(
+    (
+        re.compile(
+            r"^\W*why\b|\bwhy (did|does|do|is|was|were|are|has|have|had|would|will)\b|\bfor what reason\b", re.I
+        ),
+        REASON,
+    )
+)
 _MONTH = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|"
     r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
@@ -122,6 +131,12 @@ _NAME_SPAN = re.compile(
 )
 
 
+# a cause and the clause it opens: "because of a late frost", "due to storms in the Gulf"
+_REASON = re.compile(
+    r"\b(because(?: of)?|due to|owing to|caused by|as a result of|thanks to|in order to|so that|in response to|"
+    r"amid|citing|blamed (?:it )?on|attributed (?:it )?to)\s+([^,;:.!?()\"“”]{3,120})",
+    re.I,
+)
 _NEXT_WORD = re.compile(r"\s+([A-Za-z][\w-]*)")
 
 
@@ -157,6 +172,8 @@ def answer_spans(text: str, kind: str | None, question: str) -> list[tuple[int, 
         ]
     elif kind == DATE:
         found = [m.span() for m in _DATE_SPAN.finditer(text)]
+    elif kind == REASON:  # what follows "because of", "due to" ... up to the end of its clause
+        found = [m.span(2) for m in _REASON.finditer(text)]
     else:
         found = [m.span() for m in _NAME_SPAN.finditer(text)]
         found = [(s, e) for s, e in found if not (s == 0 and " " not in text[s:e])]  # a sentence's first word
