@@ -76,7 +76,8 @@ def main() -> None:
                 ask(generation, embedder, q.question, asked_on=asked_on)
                 into.append((time.perf_counter() - t) * 1000)
     print(
-        f"passages {len(generation.passages)}, questions {len(questions)} x {args.repeat}, embedder {embedder.model_id}"
+        f"passages {generation.passage_count()}, questions {len(questions)} x {args.repeat}, "
+        f"embedder {embedder.model_id}"
     )
     print(
         f"import {imported - started:.2f} s, index load {loaded - imported:.2f} s, model load {warmed - loaded:.2f} s"

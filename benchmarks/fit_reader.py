@@ -55,7 +55,7 @@ SETS = {
     "natural": [SHARED / "natural" / "dev.jsonl"],
     "realtimeqa": [SHARED / "realtimeqa" / "dev.jsonl", SHARED / "realtimeqa" / "dev_later_year.jsonl"],
 }
-SHORTLISTS = (4, 6, 8)
+SHORTLISTS = (4, 5, 6, 8)
 ANSWERABLE_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
 FURTHER_GRID = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 

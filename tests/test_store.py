@@ -58,6 +58,27 @@ def test_dense_search_matches_numpy_oracle(corpus, tmp_path, fake_embedder):
     assert list(found[0]) == oracle
 
 
+def test_a_search_for_a_few_questions_runs_faiss_on_one_thread_and_gives_the_threads_back(
+    corpus, tmp_path, fake_embedder, monkeypatch
+):
+    import faiss
+
+    build_index(corpus, tmp_path / "index", fake_embedder)
+    generation = load_generation(tmp_path / "index")
+    queries = fake_embedder.embed(["hurricane power homes", "bridge cost", "school year", "river flood", "budget"])
+    expected = generation.dense_search(queries, 3)
+    before = faiss.omp_get_max_threads()
+    set_to: list[int] = []
+    real = faiss.omp_set_num_threads
+    monkeypatch.setattr(faiss, "omp_set_num_threads", lambda n: (set_to.append(n), real(n)))
+    one = generation.dense_search(queries[:1], 3)
+    assert set_to == [1, before] and faiss.omp_get_max_threads() == before
+    assert list(one[1][0]) == list(expected[1][0])  # the same passages as in a batch
+    set_to.clear()
+    generation.dense_search(queries, 3)  # a batch keeps OpenMP's threads
+    assert set_to == []
+
+
 def test_answer_is_a_verified_verbatim_quote(corpus, tmp_path, fake_embedder):
     index = tmp_path / "index"
     build_index(corpus, index, fake_embedder)
