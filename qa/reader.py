@@ -137,6 +137,10 @@ _REASON = re.compile(
     r"amid|citing|blamed (?:it )?on|attributed (?:it )?to)\s+([^,;:.!?()\"“”]{3,120})",
     re.I,
 )
+_CONNECTOR = re.compile(r"of|the|de|da|del|van|von|al|bin|for|and|on|in")  # inside a name, as in _NAME_SPAN
+_CALENDAR_WORD = re.compile(rf"{_WEEKDAY}|{_MONTH}\.?", re.I)
+# a sentence's dateline or agency tag: "SAN FRANCISCO (Reuters) -", "(CNN)"
+_HEADING = re.compile(r"^\s*(?:\([A-Z][\w .&-]{0,24}\)|[A-Z][A-Z .,'’-]{1,40}(?:\s*\([^)]{1,30}\))?\s*[-–—])")
 _NEXT_WORD = re.compile(r"\s+([A-Za-z][\w-]*)")
 
 
@@ -146,6 +150,8 @@ _WHERE = re.compile(
     r"province|county)\b",
     re.I,
 )
+_SAYS_AFTER = re.compile(r"[”\"’']?,?\s+(said|says|told|wrote|added)\b", re.I)
+_ACCORDING_BEFORE = re.compile(r"\baccording to\s+(the\s+)?$", re.I)
 _PLACE_BEFORE = re.compile(r"\b(in|at|on|near|from|to|across|outside|inside)\s+(the\s+)?$", re.I)
 
 
@@ -175,8 +181,15 @@ def answer_spans(text: str, kind: str | None, question: str) -> list[tuple[int, 
     elif kind == REASON:  # what follows "because of", "due to" ... up to the end of its clause
         found = [m.span(2) for m in _REASON.finditer(text)]
     else:
-        found = [m.span() for m in _NAME_SPAN.finditer(text)]
-        found = [(s, e) for s, e in found if not (s == 0 and " " not in text[s:e])]  # a sentence's first word
+        heading = _HEADING.match(text)  # "PARIS (AP) —", "(CNN)": where and by whom, not what was asked
+        found = [_without_calendar_words(text, *m.span()) for m in _NAME_SPAN.finditer(text)]
+        found = [
+            (s, e)
+            for s, e in found
+            if s < e
+            and not (s == 0 and " " not in text[s:e])  # a sentence's first word
+            and not (heading and e <= heading.end())
+        ]
     subject = {
         w.lower() for w in re.findall(r"\b[A-Z]\w+", question)[1:]
     }  # names the question gives (not its 1st word)
@@ -213,6 +226,20 @@ def _with_unit(text: str, end: int, question: str) -> int:
         taken.append(word)
         end = unit.end()
     return end
+
+
+def _without_calendar_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """A name span without the weekdays and months at its ends: "Sue Bird Sunday" is "Sue Bird"."""
+    words = list(re.finditer(r"\S+", text[start:end]))
+    while words and _CALENDAR_WORD.fullmatch(words[-1].group().strip("”\"’',.")):
+        words.pop()
+        while words and _CONNECTOR.fullmatch(words[-1].group()):  # "the Aces on [Sunday]"
+            words.pop()
+    while words and _CALENDAR_WORD.fullmatch(words[0].group().strip("“\"‘'")):
+        words.pop(0)
+    if not words:
+        return start, start
+    return start + words[0].start(), start + words[-1].end()
 
 
 def _last_word(span: str) -> str:
@@ -621,7 +648,12 @@ def answer_phrase(candidate: Candidate, question: str) -> tuple[int, int] | None
     def distance(span: tuple[int, int]) -> float:
         near = min(min(abs(a - span[0]), abs(a - span[1])) for a in anchors)
         # "where" asks for a place, "who" for a person or organisation: a name after "in", "at" ... is a place
-        place = bool(_PLACE_BEFORE.search(sentence[max(0, span[0] - sentence_start - 12) : span[0] - sentence_start]))
-        return near + (0 if place == where else 200)
+        start, end = span[0] - sentence_start, span[1] - sentence_start
+        place = bool(_PLACE_BEFORE.search(sentence[max(0, start - 12) : start]))
+        # who said it is seldom what was asked: "..., the US Geological Survey said", "according to Reuters"
+        source = bool(
+            _SAYS_AFTER.match(sentence, end) or _ACCORDING_BEFORE.search(sentence[max(0, start - 16) : start])
+        )
+        return near + (0 if place == where else 200) + (100 if source else 0)
 
     return min(candidate.phrases, key=distance)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from qa.answer import NOT_FOUND, ask, compose_answer, verify_phrase
+from qa.keyword import tokenize
 from qa.reader import (
     AMOUNT,
     CHEAP,
@@ -15,9 +16,11 @@ from qa.reader import (
     NAME,
     NUMBER,
     REASON,
+    Candidate,
     Logistic,
     ReaderModel,
     SentenceReader,
+    answer_phrase,
     answer_spans,
     question_kind,
 )
@@ -68,6 +71,34 @@ def test_answer_spans_are_of_the_asked_kind_and_new_to_the_question():
         "a missing budget report"
     ]
     assert _spans("The council met on Tuesday and will vote in May.", why) == []
+
+
+def test_a_name_is_not_a_weekday_a_month_or_the_dateline():
+    team = "Which team beat Seattle at the arena?"
+    assert _spans("Seattle lost to the Harbour City Gulls on Sunday.", team) == ["Harbour City Gulls"]
+    assert _spans("Starting Monday, the Gulls will play at home.", team) == ["Gulls"]
+    opener = "Who opened the harbour bridge?"
+    assert _spans("PORT ELLIS (Harbour News) — Mayor Ana Ruiz opened the bridge.", opener) == ["Mayor Ana Ruiz"]
+    assert _spans("(Harbour News) Mayor Ana Ruiz opened the bridge.", opener) == ["Mayor Ana Ruiz"]
+
+
+def test_the_answer_phrase_is_not_the_source_a_sentence_quotes():
+    question = "Which country was shaken by an earthquake?"
+    sentence = "The Pacific Survey said a strong earthquake shook the remote island nation of Vanuatu."
+    candidate = Candidate(
+        "quake",
+        0,
+        len(sentence),
+        sentence,
+        sentence,
+        0,
+        1,
+        frozenset(tokenize(sentence)) & frozenset(tokenize(question)),
+        phrases=answer_spans(sentence, NAME, question),
+    )
+    assert [sentence[s:e] for s, e in candidate.phrases] == ["The Pacific Survey", "Vanuatu"]
+    start, end = answer_phrase(candidate, question)
+    assert sentence[start:end] == "Vanuatu"
 
 
 def test_the_reader_model_round_trips_through_its_file(tmp_path):
