@@ -126,7 +126,7 @@ _AMOUNT_MARK = re.compile(
     re.I,
 )
 _NAME_SPAN = re.compile(
-    r"(?:[“\"‘'])?\b[A-Z][\w’'.&-]*(?:\s+(?:(?:of|the|de|da|del|van|von|al|bin|for|and|on|in)\s+)?[A-Z][\w’'.&-]*)*"
+    r"(?:[“\"‘'])?\b[A-Z][\w’'.&-]*(?:\s+(?:(?:of|the|de|da|del|van|von|al|bin|for|and|on|in)\s+){0,2}[A-Z][\w’'.&-]*)*"
     r"(?:[”\"’'])?"
 )
 

@@ -77,6 +77,9 @@ def test_a_name_is_not_a_weekday_a_month_or_the_dateline():
     team = "Which team beat Seattle at the arena?"
     assert _spans("Seattle lost to the Harbour City Gulls on Sunday.", team) == ["Harbour City Gulls"]
     assert _spans("Starting Monday, the Gulls will play at home.", team) == ["Gulls"]
+    # a title holds up to two small words between its capitalised ones
+    show = "Which show drew the most viewers?"
+    assert _spans("“Harbour of the Gulls” drew a record crowd.", show) == ["“Harbour of the Gulls”"]
     opener = "Who opened the harbour bridge?"
     assert _spans("PORT ELLIS (Harbour News) — Mayor Ana Ruiz opened the bridge.", opener) == ["Mayor Ana Ruiz"]
     assert _spans("(Harbour News) Mayor Ana Ruiz opened the bridge.", opener) == ["Mayor Ana Ruiz"]
