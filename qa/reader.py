@@ -139,7 +139,7 @@ _REASON = re.compile(
 )
 _CONNECTOR = re.compile(r"of|the|de|da|del|van|von|al|bin|for|and|on|in")  # inside a name, as in _NAME_SPAN
 _CALENDAR_WORD = re.compile(rf"{_WEEKDAY}|{_MONTH}\.?", re.I)
-# a sentence's dateline or agency tag: "SAN FRANCISCO (Reuters) -", "(CNN)"
+# a sentence's dateline or agency tag: "PORT ELLIS (Agency) -", "(Agency)"
 _HEADING = re.compile(r"^\s*(?:\([A-Z][\w .&-]{0,24}\)|[A-Z][A-Z .,'’-]{1,40}(?:\s*\([^)]{1,30}\))?\s*[-–—])")
 _NEXT_WORD = re.compile(r"\s+([A-Za-z][\w-]*)")
 
@@ -181,7 +181,7 @@ def answer_spans(text: str, kind: str | None, question: str) -> list[tuple[int, 
     elif kind == REASON:  # what follows "because of", "due to" ... up to the end of its clause
         found = [m.span(2) for m in _REASON.finditer(text)]
     else:
-        heading = _HEADING.match(text)  # "PARIS (AP) —", "(CNN)": where and by whom, not what was asked
+        heading = _HEADING.match(text)  # "PORT ELLIS (Agency) —": where and by whom, not what was asked
         found = [_without_calendar_words(text, *m.span()) for m in _NAME_SPAN.finditer(text)]
         found = [
             (s, e)
@@ -650,7 +650,7 @@ def answer_phrase(candidate: Candidate, question: str) -> tuple[int, int] | None
         # "where" asks for a place, "who" for a person or organisation: a name after "in", "at" ... is a place
         start, end = span[0] - sentence_start, span[1] - sentence_start
         place = bool(_PLACE_BEFORE.search(sentence[max(0, start - 12) : start]))
-        # who said it is seldom what was asked: "..., the US Geological Survey said", "according to Reuters"
+        # who said it is seldom what was asked: "..., the weather office said", "according to the agency"
         source = bool(
             _SAYS_AFTER.match(sentence, end) or _ACCORDING_BEFORE.search(sentence[max(0, start - 16) : start])
         )

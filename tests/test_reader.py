@@ -1,6 +1,7 @@
 """The reader: answer kinds and phrases, the fitted model's file, and answers made with it."""
 
 import json
+import re
 from datetime import date
 
 import numpy as np
@@ -41,7 +42,7 @@ from tests.conftest import FakeEmbedder, write_articles
         ("Which company bought the stadium?", NAME),
         ("Which ferry operator won the harbour contract?", NAME),
         ("In which town did the festival end?", NAME),
-        ("What temperature did the valley reach on Sunday?", NUMBER),
+        ("What temperature did the harbour water reach on Sunday?", NUMBER),
         ("By when must the new bridge be finished?", DATE),
         ("Why did the council delay the vote?", REASON),
         ("What did the engineers say about the span?", None),
@@ -74,8 +75,8 @@ def test_answer_spans_are_of_the_asked_kind_and_new_to_the_question():
 
 
 def test_a_name_is_not_a_weekday_a_month_or_the_dateline():
-    team = "Which team beat Seattle at the arena?"
-    assert _spans("Seattle lost to the Harbour City Gulls on Sunday.", team) == ["Harbour City Gulls"]
+    team = "Which team beat the Rovers at the arena?"
+    assert _spans("The Rovers lost to the Harbour City Gulls on Sunday.", team) == ["Harbour City Gulls"]
     assert _spans("Starting Monday, the Gulls will play at home.", team) == ["Gulls"]
     # a title holds up to two small words between its capitalised ones
     show = "Which show drew the most viewers?"
@@ -85,11 +86,13 @@ def test_a_name_is_not_a_weekday_a_month_or_the_dateline():
     assert _spans("(Harbour News) Mayor Ana Ruiz opened the bridge.", opener) == ["Mayor Ana Ruiz"]
 
 
-def test_the_answer_phrase_is_not_the_source_a_sentence_quotes():
-    question = "Which country was shaken by an earthquake?"
-    sentence = "The Pacific Survey said a strong earthquake shook the remote island nation of Vanuatu."
+def test_the_answer_phrase_is_not_the_source_a_sentence_quotes(monkeypatch):
+    import qa.reader
+
+    question = "Which island did the cyclone strike?"
+    sentence = "The Harbour Weather Office said the cyclone struck the small island of Kelmora after midnight."
     candidate = Candidate(
-        "quake",
+        "cyclone",
         0,
         len(sentence),
         sentence,
@@ -99,9 +102,13 @@ def test_the_answer_phrase_is_not_the_source_a_sentence_quotes():
         frozenset(tokenize(sentence)) & frozenset(tokenize(question)),
         phrases=answer_spans(sentence, NAME, question),
     )
-    assert [sentence[s:e] for s, e in candidate.phrases] == ["The Pacific Survey", "Vanuatu"]
+    assert [sentence[s:e] for s, e in candidate.phrases] == ["The Harbour Weather Office", "Kelmora"]
     start, end = answer_phrase(candidate, question)
-    assert sentence[start:end] == "Vanuatu"
+    assert sentence[start:end] == "Kelmora"
+    # the source is the nearer to the question's words: only its "said" puts it second
+    monkeypatch.setattr(qa.reader, "_SAYS_AFTER", re.compile(r"(?!)"))
+    start, end = answer_phrase(candidate, question)
+    assert sentence[start:end] == "The Harbour Weather Office"
 
 
 def test_the_reader_model_round_trips_through_its_file(tmp_path):
