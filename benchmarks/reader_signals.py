@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fit_reader import Item, fit_ranker, folds_of, gather  # noqa: E402
+from fit_reader import Item, _standard, fit_ranker, folds_of, gather  # noqa: E402
 
 from qa.embedders import make_embedder  # noqa: E402
 from qa.keyword import tokenize  # noqa: E402
@@ -130,8 +130,7 @@ def fit_listwise(groups: list[np.ndarray], labels: list[np.ndarray], strength: f
     from scipy.optimize import minimize
 
     rows = np.vstack(groups)
-    mean, scale = rows.mean(axis=0), rows.std(axis=0)
-    scale[scale == 0] = 1.0
+    mean, scale = _standard(rows)
     kept = [((g - mean) / scale, y) for g, y in zip(groups, labels, strict=True) if y.any() and not y.all()]
 
     def loss(weights: np.ndarray) -> tuple[float, np.ndarray]:

@@ -85,15 +85,13 @@ _QUESTION_KIND = [
         ),
         NAME,
     ),
-]
-_QUESTION_KIND.append(
     (
         re.compile(
             r"^\W*why\b|\bwhy (did|does|do|is|was|were|are|has|have|had|would|will)\b|\bfor what reason\b", re.I
         ),
         REASON,
-    )
-)
+    ),
+]
 _MONTH = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|"
     r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
@@ -125,10 +123,8 @@ _AMOUNT_MARK = re.compile(
     r"bn|m|k)\b",
     re.I,
 )
-_NAME_SPAN = re.compile(
-    r"(?:[“\"‘'])?\b[A-Z][\w’'.&-]*(?:\s+(?:(?:of|the|de|da|del|van|von|al|bin|for|and|on|in)\s+){0,2}[A-Z][\w’'.&-]*)*"
-    r"(?:[”\"’'])?"
-)
+_JOINER = r"(?:of|the|de|da|del|van|von|al|bin|for|and|on|in)"  # a small word inside a name ("Bank of the West")
+_NAME_SPAN = re.compile(rf"(?:[“\"‘'])?\b[A-Z][\w’'.&-]*(?:\s+(?:{_JOINER}\s+){{0,2}}[A-Z][\w’'.&-]*)*" r"(?:[”\"’'])?")
 
 
 # a cause and the clause it opens: "because of a late frost", "due to storms in the Gulf"
@@ -137,7 +133,6 @@ _REASON = re.compile(
     r"amid|citing|blamed (?:it )?on|attributed (?:it )?to)\s+([^,;:.!?()\"“”]{3,120})",
     re.I,
 )
-_CONNECTOR = re.compile(r"of|the|de|da|del|van|von|al|bin|for|and|on|in")  # inside a name, as in _NAME_SPAN
 _CALENDAR_WORD = re.compile(rf"{_WEEKDAY}|{_MONTH}\.?", re.I)
 # a sentence's dateline or agency tag: "PORT ELLIS (Agency) -", "(Agency)"
 _HEADING = re.compile(r"^\s*(?:\([A-Z][\w .&-]{0,24}\)|[A-Z][A-Z .,'’-]{1,40}(?:\s*\([^)]{1,30}\))?\s*[-–—])")
@@ -233,7 +228,7 @@ def _without_calendar_words(text: str, start: int, end: int) -> tuple[int, int]:
     words = list(re.finditer(r"\S+", text[start:end]))
     while words and _CALENDAR_WORD.fullmatch(words[-1].group().strip("”\"’',.")):
         words.pop()
-        while words and _CONNECTOR.fullmatch(words[-1].group()):  # "the Aces on [Sunday]"
+        while words and re.fullmatch(_JOINER, words[-1].group()):  # "the Aces on [Sunday]"
             words.pop()
     while words and _CALENDAR_WORD.fullmatch(words[0].group().strip("“\"‘'")):
         words.pop(0)
