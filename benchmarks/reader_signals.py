@@ -15,7 +15,7 @@ retrieved passages (about 60 ms a passage on one core here) or a second vector p
 
 Then prints (1) the share of answerable questions whose answer is in the sentence each signal ranks first, over
 all candidates; (2) the same for fitted rankers, as the mean and spread over `--seeds` draws of 5-fold
-cross-validation by question: the shipped pairwise logistic model and a listwise (conditional) logit, each
+cross-validation by question: a pairwise logistic model and the shipped listwise (conditional) logit, each
 with these signals added; (3) how well question-level signals of the out-of-fold readings tell the answerable
 questions from the unanswerable ones (ROC AUC per set; 0.5 is chance, under 0.5 the wrong way round).
 Licensed data is read from ../shared at run time; nothing of it is written into the repository.
@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fit_reader import Item, _standard, fit_ranker, folds_of, gather  # noqa: E402
+from fit_reader import Item, fit_listwise, fit_ranker, folds_of, gather  # noqa: E402
 
 from qa.embedders import make_embedder  # noqa: E402
 from qa.keyword import tokenize  # noqa: E402
@@ -124,27 +124,6 @@ def top_share(items: list[Item], score) -> dict[str, float]:
     return result
 
 
-def fit_listwise(groups: list[np.ndarray], labels: list[np.ndarray], strength: float = 3.0):
-    """Conditional logit: per question, the softmax of the scores over its candidates, fitted to put the mass on
-    the answering ones; L2 penalty `strength` on standardised weights. Returns the scoring function."""
-    from scipy.optimize import minimize
-
-    rows = np.vstack(groups)
-    mean, scale = _standard(rows)
-    kept = [((g - mean) / scale, y) for g, y in zip(groups, labels, strict=True) if y.any() and not y.all()]
-
-    def loss(weights: np.ndarray) -> tuple[float, np.ndarray]:
-        value, gradient = 0.5 * strength * weights @ weights, strength * weights
-        for z, y in kept:
-            odds = np.exp(z @ weights - (z @ weights).max())
-            value -= np.log(odds[y].sum() / odds.sum())
-            gradient = gradient - ((odds[y] / odds[y].sum()) @ z[y] - (odds / odds.sum()) @ z)
-        return float(value), gradient
-
-    weights = minimize(loss, np.zeros(rows.shape[1]), jac=True, method="L-BFGS-B").x
-    return lambda x: ((x - mean) / scale) @ weights
-
-
 def cross_validated(items: list[Item], features: list[str], listwise: bool, seeds: int, shortlist: int = 6):
     """Mean and spread over seeds of the top-sentence share, each fold's models fitted on the other four. As in
     the product, the full model ranks only the `shortlist` candidates a cheap model (no cosines) puts first."""
@@ -157,7 +136,7 @@ def cross_validated(items: list[Item], features: list[str], listwise: bool, seed
             labels = [it.labels for it in train]
             cheap = fit_ranker([feature_rows(it.pool, CHEAP) for it in train], labels, CHEAP)
             if listwise:
-                full = fit_listwise([feature_rows(it.pool, features) for it in train], labels)
+                full = fit_listwise([feature_rows(it.pool, features) for it in train], labels, features).logit
             else:
                 full = fit_ranker([feature_rows(it.pool, features) for it in train], labels, features).logit
             for i, item in enumerate(items):
@@ -189,7 +168,8 @@ def answerability_aucs(items: list[Item], generation, model_id: str) -> dict[str
         pool = {c.sentence_start: c for c in item.pool}
         values = {
             "answerability (shipped model)": reading.answerable,
-            "best sentence score": top.score,
+            "best sentence score (sentence model)": max(c.evidence for c in ranked),
+            "best sentence score (order model)": top.score,
             "best cosine of the shortlist": max(c.features["cosine"] for c in ranked),
             "date agreement": top.features["date"],
             "passage cosine (top passage)": top.features["dense"],

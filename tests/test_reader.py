@@ -1,6 +1,7 @@
 """The reader: answer kinds and phrases, the fitted model's file, and answers made with it."""
 
 import json
+import math
 import re
 from datetime import date
 
@@ -23,7 +24,10 @@ from qa.reader import (
     SentenceReader,
     answer_phrase,
     answer_spans,
+    answerability_row,
+    candidates_for,
     question_kind,
+    score_candidates,
 )
 from qa.retrieve import make_query, retrieve_many
 from tests.conftest import FakeEmbedder, write_articles
@@ -114,12 +118,36 @@ def test_the_answer_phrase_is_not_the_source_a_sentence_quotes(monkeypatch):
 def test_the_reader_model_round_trips_through_its_file(tmp_path):
     weights = Logistic(CHEAP, (0.5,) * len(CHEAP), (2.0,) * len(CHEAP), tuple(range(len(CHEAP))), -1.0)
     full = Logistic(FEATURES, (0.0,) * len(FEATURES), (1.0,) * len(FEATURES), (0.1,) * len(FEATURES), 0.2)
-    model = ReaderModel("some-model", weights, full, weights, 0.4, 0.6, 10, 4, {"folds": 5})
+    model = ReaderModel("some-model", weights, full, weights, 0.4, 0.6, 10, 4, {"folds": 5}, order=full)
     model.save(tmp_path / "reader.json")
     assert ReaderModel.load(tmp_path / "reader.json") == model
+    # a model saved before the order model existed (an older index's manifest) orders by its sentence model
+    older = {k: v for k, v in model.as_dict().items() if k != "order"}
+    assert ReaderModel.from_dict(older).order is None
     rows = np.arange(len(CHEAP) * 2, dtype=float).reshape(2, -1)
     expected = 1 / (1 + np.exp(-(((rows - 0.5) / 2.0) @ np.arange(len(CHEAP)) - 1.0)))
     assert np.allclose(weights.probability(rows), expected)
+
+
+def test_the_order_model_orders_and_the_sentence_model_tells_how_answerable():
+    def one_feature(name):  # a model whose score is the feature `name`
+        return Logistic(
+            FEATURES, (0.0,) * len(FEATURES), (1.0,) * len(FEATURES), tuple(float(f == name) for f in FEATURES), 0.0
+        )
+
+    def candidate(doc_id, coverage, cosine):
+        features = dict.fromkeys(FEATURES, 0.0) | {"coverage": coverage, "cosine": cosine}
+        return Candidate(doc_id, 0, 10, "text", "text", 0, 1, features=features)
+
+    listed = [candidate("a", 0.9, 0.1), candidate("b", 0.2, 0.8)]
+    best = Logistic(("best",), (0.0,), (1.0,), (1.0,), 0.0)
+    model = ReaderModel("m", one_feature("coverage"), one_feature("coverage"), best, order=one_feature("cosine"))
+    reading = score_candidates(model, make_query("Why did the ferry stop?"), listed)
+    assert [c.doc_id for c in reading.candidates] == ["b", "a"]  # by the order model
+    assert answerability_row(reading.candidates)["best"] == pytest.approx(0.9)  # by the sentence model
+    assert reading.answerable == pytest.approx(1 / (1 + math.exp(-0.9)))
+    unordered = ReaderModel("m", one_feature("coverage"), one_feature("coverage"), best)
+    assert [c.doc_id for c in score_candidates(unordered, make_query("Why?"), listed).candidates] == ["a", "b"]
 
 
 def test_the_shipped_reader_belongs_to_the_bundled_model_and_was_cross_validated():
@@ -128,6 +156,7 @@ def test_the_shipped_reader_belongs_to_the_bundled_model_and_was_cross_validated
     model = ReaderModel.load()
     assert model.model_id == model_id_for(default_model_path())
     assert model.sentence.features == FEATURES and model.cheap.features == CHEAP
+    assert model.order is not None and model.order.features == FEATURES
     assert 0 < model.min_answerable < 1 and model.embed_top >= 1
     fitted = model.fitted_on
     assert fitted["folds"] >= 2 and set(fitted["cross_validated"]) == {"natural", "realtimeqa"}
@@ -207,8 +236,46 @@ def test_a_further_quote_needs_the_reader_to_think_it_answers(bridge_index):
         bridge_index, query, hits, reading, AnswerSettings(min_answerable=0.0, min_further=1.01)
     )
     assert len(only_first.citations) == 1
-    every = compose_answer(bridge_index, query, hits, reading, AnswerSettings(min_answerable=0.0, min_further=0.0))
+    every = compose_answer(
+        bridge_index, query, hits, reading, AnswerSettings(min_answerable=0.0, min_further=0.0, new_terms=False)
+    )
     assert len(every.citations) > 1
+
+
+FERRY = {
+    "ferry.txt": (
+        "Island ferry adds a night run",
+        "The island ferry will add a night run from May, the operator said.\n"
+        "More: Island ferry timetable for the summer\n"
+        "The ferry carried 41,000 passengers in 2023, a record for the operator.\n"
+        "In 2019 it ran 12 boats with a crew of 300 and carried fewer islanders.",
+    ),
+}
+
+
+def test_candidates_know_lines_that_are_not_sentences_counts_of_the_asked_thing_and_other_years(tmp_path):
+    from qa.build import build_index
+    from qa.store import load_generation
+
+    build_index(write_articles(tmp_path / "corpus", FERRY), tmp_path / "index", FakeEmbedder())
+    generation = load_generation(tmp_path / "index")
+    query = make_query("How many passengers did the island ferry carry in 2023?", asked_on=date(2024, 1, 1))
+    hits = retrieve_many(generation, FakeEmbedder(), [query], 10)[0]
+    features = {c.sentence: c.features for c in candidates_for(generation, query, hits)}
+    link, record, before = (
+        features["More: Island ferry timetable for the summer"],
+        features["The ferry carried 41,000 passengers in 2023, a record for the operator."],
+        features["In 2019 it ran 12 boats with a crew of 300 and carried fewer islanders."],
+    )
+    assert link["unfinished"] == 1.0 and record["unfinished"] == before["unfinished"] == 0.0
+    # "41,000 passengers" counts what is asked; "12 boats", "300" do not
+    assert record["unit_match"] == 1.0 and before["unit_match"] == 0.0
+    assert record["kind_match"] == before["kind_match"] == 1.0
+    # the question is about 2023: a sentence naming only 2019 tells of another time
+    assert record["year_conflict"] == 0.0 and before["year_conflict"] == 1.0
+    when = make_query("When did the island ferry carry a record number of passengers?", asked_on=date(2024, 1, 1))
+    dated = {c.sentence: c.features for c in candidates_for(generation, when, hits)}
+    assert not any(f["year_conflict"] for f in dated.values())  # a date question's answer is another time
 
 
 @pytest.fixture(scope="module")
