@@ -259,9 +259,11 @@ TARGETS = {"natural": (0.20, 0.35), "realtimeqa": (0.10, 0.18)}  # abstained on 
 
 
 def choose_threshold(generation, items, readings, models, min_further, sample=None) -> tuple[float, list]:
-    """The answerability threshold that keeps the worst of the error rates (abstained on answerable, wrong on
-    unanswerable, each set) least over its target, so that no set and no kind of error is given up; between
-    thresholds with the same worst, the least summed over all of them. The sample corpus, when given, is a guard:
+    """The answerability threshold that meets the most of the error targets (abstained on answerable, wrong on
+    unanswerable, each set); between those, the one whose worst error rate is least over its target, so that no
+    set and no kind of error is given up, then the least summed over all of them. Counting the targets met first
+    keeps a target that no threshold meets together with the others (the natural look-alikes, docs/benchmarks.md)
+    from pulling the threshold up on its own. The sample corpus, when given, is a guard:
     thresholds that refuse more of its plain questions than the natural set's target allows (what a new user
     asks first) come after all others. Its 4 unanswerable questions (a rate in steps of 0.25) are reported, not
     chosen on."""
@@ -278,7 +280,8 @@ def choose_threshold(generation, items, readings, models, min_further, sample=No
             m["sample"] = sample(float(t))
             guard = m["sample"]["abstained_answerable"] / TARGETS["natural"][0]
         meets = max(ratios) <= 1.0 and guard <= 1.0
-        curve.append((float(t), m, (guard > 1.0, round(max(ratios), 6), sum(ratios)), meets))
+        met = sum(ratio <= 1.0 for ratio in ratios)
+        curve.append((float(t), m, (guard > 1.0, -met, round(max(ratios), 6), sum(ratios)), meets))
     return min(curve, key=lambda row: row[2])[0], curve
 
 

@@ -88,7 +88,9 @@ _QUESTION_KIND = [
     ),
     (
         re.compile(
-            r"^\W*why\b|\bwhy (did|does|do|is|was|were|are|has|have|had|would|will)\b|\bfor what reason\b", re.I
+            r"^\W*why\b|\bwhy (did|does|do|is|was|were|are|has|have|had|would|will)\b|\bfor what reason\b"
+            r"|\bwhat (caused|causes|led to|prompted)\b|\bwhat (?:(?:was|is|were|are) the )?(reason|cause|motive)s?\b",
+            re.I,
         ),
         REASON,
     ),
@@ -131,7 +133,8 @@ _NAME_SPAN = re.compile(rf"(?:[“\"‘'])?\b[A-Z][\w’'.&-]*(?:\s+(?:{_JOINER}
 # a cause and the clause it opens: "because of a late frost", "due to storms in the Gulf"
 _REASON = re.compile(
     r"\b(because(?: of)?|due to|owing to|caused by|as a result of|thanks to|in order to|so that|in response to|"
-    r"amid|citing|blamed (?:it )?on|attributed (?:it )?to)\s+([^,;:.!?()\"“”]{3,120})",
+    r"amid|citing|blamed (?:it )?on|attributed (?:it )?to|to protest|in protest (?:of|at|against|over))"
+    r"\s+([^,;:.!?()\"“”]{3,120})",
     re.I,
 )
 _CALENDAR_WORD = re.compile(rf"{_WEEKDAY}|{_MONTH}\.?", re.I)

@@ -49,6 +49,8 @@ from tests.conftest import FakeEmbedder, write_articles
         ("What temperature did the harbour water reach on Sunday?", NUMBER),
         ("By when must the new bridge be finished?", DATE),
         ("Why did the council delay the vote?", REASON),
+        ("What caused the harbour fire?", REASON),
+        ("What reason did the mayor give for the delay?", REASON),
         ("What did the engineers say about the span?", None),
     ],
 )
@@ -76,6 +78,10 @@ def test_answer_spans_are_of_the_asked_kind_and_new_to_the_question():
         "a missing budget report"
     ]
     assert _spans("The council met on Tuesday and will vote in May.", why) == []
+    march = "Why did the fishermen march to the town hall?"
+    assert _spans("Fishermen marched to the town hall to protest the new quota rules.", march) == [
+        "the new quota rules"
+    ]
 
 
 def test_a_name_is_not_a_weekday_a_month_or_the_dateline():
