@@ -78,12 +78,12 @@ def fit_logistic(rows: np.ndarray, labels: np.ndarray, names, weights=None, c: f
 
 
 def fit_ranker(groups: list[np.ndarray], labels: list[np.ndarray], names, c: float = 1.0) -> Logistic:
-    """Pairwise logistic regression (the cheap model that picks the shortlist): within each question, each
-    answering sentence against each other one, so that a score difference is the log-odds of answering better.
-    Every pair weighs the same (measured against every question weighing the same: natural 0.388 vs 0.388,
-    RealTime QA 0.482 vs 0.446 sentences right first, 5-fold, all candidates). The listwise fit below shortlisted
-    no better (5 draws, first sentence right with the order model: natural 0.328 / RealTime QA 0.541 against
-    0.328 / 0.569)."""
+    """Pairwise logistic regression (the cheap model that picks the shortlist, and the sentence model whose best
+    score gives the answerability): within each question, each answering sentence against each other one, so
+    that a score difference is the log-odds of answering better. Every pair weighs the same (measured against
+    every question weighing the same: natural 0.388 vs 0.388, RealTime QA 0.482 vs 0.446 sentences right first,
+    5-fold, all candidates). The listwise fit below shortlisted no better (5 draws, first sentence right with the
+    order model: natural 0.328 / RealTime QA 0.541 against 0.328 / 0.569)."""
     from sklearn.linear_model import LogisticRegression
 
     mean, scale = _standard(np.vstack(groups))
@@ -106,7 +106,7 @@ def fit_listwise(groups: list[np.ndarray], labels: list[np.ndarray], names, stre
     weights; a score difference is the log-odds of one sentence being the answering one rather than the other.
     It puts the answering sentence first more often than the pairwise fit (5 fold draws, out of fold, shortlist
     5, natural / RealTime QA: 0.328 / 0.569 against 0.305 / 0.567), but its best score tells answerable questions
-    from the others less well (ROC AUC 0.62 / 0.91 against 0.66 / 0.92), so the pairwise model stays for that.
+    from the others less well (ROC AUC 0.622 / 0.913 against 0.663 / 0.926), so the pairwise model does that.
     Written out (scipy's L-BFGS on the exact gradient) rather than taken from statsmodels' ConditionalLogit,
     which models which set of sentences answers given how many do (here: that one of them comes first), and
     would be a new dependency for a benchmark."""

@@ -1,12 +1,13 @@
 """Ranked passages + question -> scored answer candidates: which sentence answers, how sure, and its phrase.
 
-The reader behind `compose_answer`. It scores every sentence of the top passages with a listwise logistic model
-(a softmax over the question's sentences) over a few signals (the question's terms by rarity, the bundled model's
-cosine of question and sentence, whether the sentence holds the kind of answer the question asks for, the
-passage's rank and match, the article's date, whether the line ends as a sentence does),
-and scores the question's answerability from its best candidates. The weights are fitted on the development
-questions by `benchmarks/fit_reader.py` (cross-validated there) and shipped in `reader_model.json` with the
-embedding model they belong to.
+The reader behind `compose_answer`. Every sentence of the top passages gets a few signals (the question's terms
+by rarity, whether the sentence holds the kind of answer the question asks for, the passage's rank and match,
+the article's date, whether the line ends as a sentence does, and, for a shortlist, the bundled model's cosine
+of question and sentence). Three logistic models read them: a cheap one without cosines picks the shortlist,
+a listwise one (a softmax over the question's sentences) orders it, and a pairwise one scores how well each
+sentence answers, whose best score gives the question's answerability. The weights are fitted on the
+development questions by `benchmarks/fit_reader.py` (cross-validated there) and shipped in `reader_model.json`
+with the embedding model they belong to.
 """
 
 from __future__ import annotations
@@ -612,7 +613,7 @@ def candidates_for(generation: SearchIndex, query: Query, hits: list[Hit]) -> li
 
 
 def _unit_named(text: str, spans: list[tuple[int, int]], question_terms: set[str]) -> bool:
-    """A count or amount followed by what the question counts: "how many acres" and "the 53,804-acre ..."."""
+    """A count or amount followed by what the question counts: "how many acres" and "the 1,200-acre park ..."."""
     for start, end in spans:
         following = (w for w in re.findall(r"[^\W\d_]+", text[start : end + 30]) if w.lower() not in _SCALE_WORDS)
         if set(tokenize(next(following, ""))) & question_terms:  # the word right after the number ("acre")
