@@ -661,12 +661,16 @@ def _date_agreement(generation: SearchIndex, query: Query, hit: Hit) -> float:
 def _with_neighbour(
     sentence: Sentence, sentences: list[Sentence], index: int, text: str, article_text: str
 ) -> tuple[int, int]:
-    """A quote that leans on the previous sentence ("He said ...") or is very short takes it along."""
+    """A quote that leans on the previous sentence ("He said ...") or is very short takes it along, unless that
+    sentence is a line written to steer a model: it is never quoted, not even as context."""
     start, end = sentence.start, sentence.end
     if index > 0 and (_LEADING_REFERENCE.match(text) or len(text) < SHORT_SENTENCE):
         previous = sentences[index - 1]
-        if sentence.start - previous.end <= 2 and "\n" not in article_text[previous.end : sentence.start]:
-            # same paragraph only: a line of its own is never glued to the line before
+        if (
+            sentence.start - previous.end <= 2
+            and "\n" not in article_text[previous.end : sentence.start]  # same paragraph: a line is not glued on
+            and not is_instruction(article_text[previous.start : previous.end])
+        ):
             start = previous.start
     return start, end
 
