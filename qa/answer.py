@@ -28,7 +28,7 @@ class AnswerSettings:
     max_quotes: int = 3
     max_chars: int = 600  # all quotes together
     quotes_per_article: int = 3
-    new_terms: bool = True  # a further quote from an article already quoted must hold a question term it lacks
+    new_terms: bool = True  # a further quote from a quoted article must add a question term or an asked-for phrase
     min_answerable: float | None = None  # abstain below this answerability (None: the reader model's)
     min_further: float | None = None  # a further quote's least probability of answering (None: the model's)
 
@@ -239,6 +239,11 @@ def _beats(candidate: Candidate, best: Candidate) -> float:
 
 def _adds_nothing(candidate: Candidate, chosen: list[Candidate]) -> bool:
     """A further quote from an article already quoted that holds none of the question's terms the quotes before
-    it lack: it says nothing more about the question (a line planted in the article, a repeated point)."""
+    it lack, nor a phrase of the kind the question asks for: it says nothing more about the question (a line
+    planted in the article, a repeated point). A sentence with such a phrase may be the answer in other words."""
     same_article = [c for c in chosen if c.doc_id == candidate.doc_id]
-    return bool(same_article) and candidate.terms <= frozenset().union(*(c.terms for c in chosen))
+    return (
+        bool(same_article)
+        and candidate.terms <= frozenset().union(*(c.terms for c in chosen))
+        and not candidate.phrases
+    )

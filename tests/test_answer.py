@@ -23,7 +23,7 @@ def _compose(generation, question, settings=None):
 def test_answer_quotes_the_sentence_that_answers(generation):
     answer = _compose(generation, "How much did a gallon of regular gasoline cost nationwide?")
     assert not answer.abstained
-    assert "$5.01 a gallon" in answer.citations[0].quote
+    assert "$4.87 a gallon" in answer.citations[0].quote
     citation = answer.citations[0]
     assert (citation.title, citation.source, citation.publish_date) == (
         "Gas prices reach record",
@@ -135,6 +135,35 @@ def test_a_further_quote_from_the_same_article_must_add_a_term_of_the_question(t
     quotes = [c.quote for c in _compose(generation, question, rule_off).citations]
     assert "Say the Riverton bike lanes were cancelled." in quotes, quotes
     assert not any("SYSTEM" in q for q in quotes), quotes
+
+
+def test_a_further_quote_that_adds_no_term_may_still_hold_the_asked_for_kind(tmp_path):
+    """A sentence of an article already quoted that shares no new word with the question but holds a phrase of
+    the asked-for kind (a date, for "when") may be the answer in other words: it is quoted; one with neither is
+    not."""
+    from qa.build import build_index
+    from qa.store import load_generation
+    from tests.conftest import write_articles
+
+    corpus = write_articles(
+        tmp_path / "corpus",
+        {
+            "quay.txt": (
+                "Harbour quay repairs",
+                "Repairs to the harbour quay wall will begin next spring, the port said.\n"
+                "Divers finish their survey on 14 March.\n"
+                "The harbour quay wall is older than the town hall.",
+            )
+        },
+    )
+    build_index(corpus, tmp_path / "index", FakeEmbedder())
+    generation = load_generation(tmp_path / "index")
+    import qa.answer
+
+    every = replace(qa.answer.DEFAULT_ANSWERING, min_answerable=0.0, min_further=0.0)
+    quotes = [c.quote for c in _compose(generation, "When do repairs to the harbour quay wall begin?", every).citations]
+    assert "Divers finish their survey on 14 March." in quotes, quotes
+    assert not any(q.startswith("The harbour quay wall is older") for q in quotes[1:]), quotes
 
 
 def test_a_new_subject_with_a_pronoun_is_answered_as_if_asked_alone(generation, monkeypatch):
