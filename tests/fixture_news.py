@@ -49,7 +49,7 @@ ARTICLES = [
     {
         "doc_id": "gas",
         "title": "Gas prices reach record",
-        "text": "The average price of regular gasoline rose to $5.01 a gallon nationwide, a record. "
+        "text": "The average price of regular gasoline rose to $4.87 a gallon nationwide, a record. "
         "Drivers in California paid more than $6. Analysts expect prices to ease in the autumn.",
         "url": "https://outlet-two.example/gas",
         "publish_date": "2025-07-10",

@@ -23,7 +23,7 @@ def _citation(doc_id, quote):
 
 
 def test_normalisation_follows_the_scoring_rules():
-    assert normalize("“Squid Game”") == "squid game"
+    assert normalize("“Harbour Lights”") == "harbour lights"
     assert normalize("ＡＢＣ,  Inc.") == "abc inc"
 
 
@@ -35,7 +35,7 @@ def test_metrics_are_computed_as_specified(index):
     good = Citation(1, "gas", "", "", None, "", gas[start:end], start, end)
     bad = Citation(2, "gas", "", "", None, "", "not in the article", 0, 18)
     questions = [
-        Question("q1", answer_text="$5.01", gold_doc_ids=("gas",), answer_in_gold_article=True),
+        Question("q1", answer_text="$4.87", gold_doc_ids=("gas",), answer_in_gold_article=True),
         Question("q2", answer_text="Oslo", gold_doc_ids=("chess",), answer_in_gold_article=True),
         Question("q3", answer_text="moon", gold_doc_ids=("wire-b",)),
         Question("q4", answer_text="Mars", unanswerable=True),
@@ -73,7 +73,7 @@ def test_eval_command_prints_json(index, tmp_path, capsys, monkeypatch):
             for q in [
                 {
                     "question": "How much did regular gasoline cost a gallon?",
-                    "answer_text": "$5.01",
+                    "answer_text": "$4.87",
                     "gold_doc_ids": ["gas"],
                     "answer_in_gold_article": True,
                     "question_date": "2025/07/16",
