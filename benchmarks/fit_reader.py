@@ -188,9 +188,9 @@ def fit(items: list[Item], embed_top: int, passages: int, model_id: str) -> Read
     labelled = [item for item in items if item.labelled and item.pool]
     labels = [item.labels for item in labelled]
     cheap = fit_ranker([feature_rows(item.pool, CHEAP) for item in labelled], labels, CHEAP)
-    rows = [feature_rows(item.pool, FEATURES) for item in labelled]
-    sentence = fit_ranker(rows, labels, FEATURES)
-    order = fit_listwise(rows, labels, FEATURES)
+    groups = [feature_rows(item.pool, FEATURES) for item in labelled]
+    sentence = fit_ranker(groups, labels, FEATURES)
+    order = fit_listwise(groups, labels, FEATURES)
     placeholder = Logistic(
         ANSWERABILITY, (0.0,) * len(ANSWERABILITY), (1.0,) * len(ANSWERABILITY), (0.0,) * len(ANSWERABILITY), 0.0
     )

@@ -109,7 +109,8 @@ _DATE_SPAN = re.compile(
     rf"|\b(?:1[89]|20)\d{{2}}s?\b|\b{_WEEKDAY}\b|\b\d{{1,2}}(?::\d{{2}})?\s?(?:a\.m\.|p\.m\.|am|pm)\b"
     r"|\b(?:yesterday|today|tonight|last (?:week|month|year|night)|this (?:week|month|year|morning))\b"
 )
-_SCALE = r"(?:thousand|million|billion|trillion|hundred|bn|m|k|percent|per cent|%)"
+_SCALE_NAMES = ("thousand", "million", "billion", "trillion", "hundred", "bn", "m", "k", "percent", "per cent")
+_SCALE = rf"(?:{'|'.join(_SCALE_NAMES)}|%)"
 _NUMBER_WORDS = (
     r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
     r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
@@ -145,7 +146,7 @@ _HEADING = re.compile(r"^\s*(?:\([A-Z][\w .&-]{0,24}\)|[A-Z][A-Z .,'’-]{1,40}(
 # item or a lead-in ending in a colon, seldom what answers
 _SENTENCE_END = re.compile(r"[.!?][\"”’')\]]*\s*$")
 _YEAR = re.compile(r"\b(?:1[89]|20)\d{2}\b")
-_SCALE_WORDS = frozenset("thousand million billion trillion hundred percent per cent bn m k".split())
+_SCALE_WORDS = frozenset(word for name in _SCALE_NAMES for word in name.split())  # skipped after a number
 _NEXT_WORD = re.compile(r"\s+([A-Za-z][\w-]*)")
 
 
