@@ -106,7 +106,8 @@ _DATE_SPAN = re.compile(
     rf"|\b(?:{_WEEKDAY},?\s+)?\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\b(?:,?\s+\d{{4}})?"
     rf"|\b(?:early |late |mid-?)?{_MONTH}\.?(?:,?\s+(?:1[89]|20)\d{{2}})\b"
     rf"|\b(?:in |since |by |until )(?:early |late |mid-?)?{_MONTH}\b"
-    rf"|\b(?:1[89]|20)\d{{2}}s?\b|\b{_WEEKDAY}\b|\b\d{{1,2}}(?::\d{{2}})?\s?(?:a\.m\.|p\.m\.|am|pm)\b"
+    # a time: "a.m." needs no word boundary after it, for it may end the sentence ("at 6:40 a.m.")
+    rf"|\b(?:1[89]|20)\d{{2}}s?\b|\b{_WEEKDAY}\b|\b\d{{1,2}}(?::\d{{2}})?\s?(?:[ap]\.m\.|[ap]m\b)"
     r"|\b(?:yesterday|today|tonight|last (?:week|month|year|night)|this (?:week|month|year|morning))\b"
 )
 _SCALE_NAMES = ("thousand", "million", "billion", "trillion", "hundred", "bn", "m", "k", "percent", "per cent")
@@ -256,7 +257,7 @@ def _last_word(span: str) -> str:
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     while start < end and text[start] in " \t,":
         start += 1
-    while end > start and text[end - 1] in " \t,.":
+    while end > start and text[end - 1] in " \t,." and not text[start:end].endswith(("a.m.", "p.m.")):
         end -= 1
     return start, end
 

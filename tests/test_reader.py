@@ -66,6 +66,9 @@ def test_answer_spans_are_of_the_asked_kind_and_new_to_the_question():
     sentence = "The bridge cost $48.5 million and opened on March 3, 2024, Mayor Ana Ruiz said."
     assert _spans(sentence, "How much did the bridge cost?") == ["$48.5 million"]
     assert _spans(sentence, "When did the bridge open?") == ["March 3, 2024"]
+    # a time of day, also where it ends the sentence ("a.m." then nothing)
+    assert _spans("The last bus leaves the pier at 11:15 p.m.", "When does the last bus leave?") == ["11:15 p.m."]
+    assert _spans("Doors open at 9am on weekdays.", "When do the doors open?") == ["9am"]
     assert "Ana Ruiz" in " ".join(_spans(sentence, "Who is the mayor of the town with the new bridge?"))
     # a count takes its unit along when the question names it
     assert _spans("About 1,200 residents left their homes.", "How many residents left?") == ["1,200 residents"]
