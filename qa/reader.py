@@ -1,13 +1,13 @@
 """Ranked passages + question -> scored answer candidates: which sentence answers, how sure, and its phrase.
 
-The reader behind `compose_answer`. Every sentence of the top passages gets a few signals (the question's terms
-by rarity, whether the sentence holds the kind of answer the question asks for, the passage's rank and match,
-the article's date, whether the line ends as a sentence does, and, for a shortlist, the bundled model's cosine
-of question and sentence). Three logistic models read them: a cheap one without cosines picks the shortlist,
-a listwise one (a softmax over the question's sentences) orders it, and a pairwise one scores how well each
-sentence answers, whose best score gives the question's answerability. The weights are fitted on the
-development questions by `benchmarks/fit_reader.py` (cross-validated there) and shipped in `reader_model.json`
-with the embedding model they belong to.
+The reader behind `compose_answer`. Every sentence of the top passages gets a few signals (the question's terms by
+rarity, whether the sentence holds the kind of answer the question asks for, the passage's rank and match, the
+article's date, whether the line ends as a sentence does, how many of the question's terms stand around a phrase of
+the asked-for kind, and, for a shortlist, the bundled model's cosine of question and sentence). Three logistic
+models read them: a cheap one without cosines picks the shortlist, a listwise one (a softmax over the question's
+sentences) orders it, and a pairwise one scores how well each sentence answers, whose best score gives the
+question's answerability. The weights are fitted on the development questions by `benchmarks/fit_reader.py`
+(cross-validated there) and shipped in `reader_model.json` with the embedding model they belong to.
 """
 
 from __future__ import annotations
@@ -270,6 +270,8 @@ FEATURES = (
     "neighbours",
     "coverage_neighbours",
     "passage_coverage",
+    "slot_coverage",
+    "slot_coverage_gap",
     "cosine",
     "cosine_gap",
     "kind_match",
@@ -286,6 +288,7 @@ FEATURES = (
     "year_conflict",
 )
 CHEAP = tuple(f for f in FEATURES if not f.startswith("cosine"))  # the features known before any embedding
+SLOT_WORDS = 6  # the words either side of a phrase that `slot_coverage` reads (4, 6, 9 measured: docs/benchmarks.md)
 
 
 @dataclass
@@ -531,6 +534,7 @@ def candidates_for(generation: SearchIndex, query: Query, hits: list[Hit]) -> li
     total = sum(weights[t] for t in question_terms) + 0.5 * context_total or 1.0
     kind = question_kind(query.question)
     asked_years = set(_YEAR.findall(query.question))
+    asked = sum(weights[t] for t in question_terms) or 1.0
 
     article_terms: dict[str, set[str]] = {}  # headline and every retrieved passage of each article
     for hit in hits:
@@ -600,18 +604,34 @@ def candidates_for(generation: SearchIndex, query: Query, hits: list[Hit]) -> li
                         "length": math.log(1 + len(text)),
                         "unfinished": float(not _SENTENCE_END.search(text)),
                         "unit_match": float(kind in (NUMBER, AMOUNT) and _unit_named(text, spans, question_terms)),
+                        "slot_coverage": max(
+                            (sum(weights[t] for t in _slot_terms(text, span) & question_terms) for span in spans),
+                            default=0.0,
+                        )
+                        / asked,
                         "year_conflict": float(_other_years(text, asked_years, kind)),
                     },
                     phrases=[(sentence.start + s, sentence.start + e) for s, e in spans],
                 )
             )
     if candidates:
-        best = max(c.features["coverage"] for c in candidates)
+        for name in ("coverage", "slot_coverage"):
+            best = max(c.features[name] for c in candidates)
+            for c in candidates:
+                c.features[f"{name}_gap"] = c.features[name] - best
         for c in candidates:
-            c.features["coverage_gap"] = c.features["coverage"] - best
             c.features.setdefault("cosine", 0.0)
             c.features.setdefault("cosine_gap", 0.0)
     return candidates
+
+
+def _slot_terms(text: str, span: tuple[int, int]) -> set[str]:
+    """The terms of the words either side of a phrase ("... the bridge cost ___ to build"): what the sentence says
+    of it. An answering phrase stands among the question's words; a figure or name that the sentence gives about
+    another detail of the same story stands among other words, though the sentence as a whole may hold as many
+    of the question's."""
+    words = [*text[: span[0]].split()[-SLOT_WORDS:], *text[span[1] :].split()[:SLOT_WORDS]]
+    return set(tokenize(" ".join(words)))
 
 
 def _unit_named(text: str, spans: list[tuple[int, int]], question_terms: set[str]) -> bool:

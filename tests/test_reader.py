@@ -262,15 +262,20 @@ FERRY = {
 }
 
 
-def test_candidates_know_lines_that_are_not_sentences_counts_of_the_asked_thing_and_other_years(tmp_path):
+def _candidate_features(tmp_path, articles: dict, question: str) -> dict[str, dict[str, float]]:
+    """Each sentence's features for `question`, read from an index of `articles` alone."""
     from qa.build import build_index
     from qa.store import load_generation
 
-    build_index(write_articles(tmp_path / "corpus", FERRY), tmp_path / "index", FakeEmbedder())
+    build_index(write_articles(tmp_path / "corpus", articles), tmp_path / "index", FakeEmbedder())
     generation = load_generation(tmp_path / "index")
-    query = make_query("How many passengers did the island ferry carry in 2023?", asked_on=date(2024, 1, 1))
+    query = make_query(question, asked_on=date(2025, 1, 1))
     hits = retrieve_many(generation, FakeEmbedder(), [query], 10)[0]
-    features = {c.sentence: c.features for c in candidates_for(generation, query, hits)}
+    return {c.sentence: c.features for c in candidates_for(generation, query, hits)}
+
+
+def test_candidates_know_lines_that_are_not_sentences_counts_of_the_asked_thing_and_other_years(tmp_path):
+    features = _candidate_features(tmp_path, FERRY, "How many passengers did the island ferry carry in 2023?")
     link, record, before = (
         features["More: Island ferry timetable for the summer"],
         features["The ferry carried 41,000 passengers in 2023, a record for the operator."],
@@ -282,9 +287,30 @@ def test_candidates_know_lines_that_are_not_sentences_counts_of_the_asked_thing_
     assert record["kind_match"] == before["kind_match"] == 1.0
     # the question is about 2023: a sentence naming only 2019 tells of another time
     assert record["year_conflict"] == 0.0 and before["year_conflict"] == 1.0
-    when = make_query("When did the island ferry carry a record number of passengers?", asked_on=date(2024, 1, 1))
-    dated = {c.sentence: c.features for c in candidates_for(generation, when, hits)}
+    when = "When did the island ferry carry a record number of passengers?"
+    dated = _candidate_features(tmp_path / "when", FERRY, when)
     assert not any(f["year_conflict"] for f in dated.values())  # a date question's answer is another time
+
+
+TOLL = {
+    "toll.txt": (
+        "Harbour bridge opens to traffic",
+        "The harbour bridge opened on Monday, and the city paid $2 million for new signs along the coast road.\n"
+        "Engineers said the bridge cost $48.5 million to build.",
+    ),
+}
+
+
+def test_a_phrase_among_the_question_words_is_told_from_one_about_another_detail(tmp_path):
+    features = _candidate_features(tmp_path, TOLL, "How much did the harbour bridge cost to build?")
+    signs = features[
+        "The harbour bridge opened on Monday, and the city paid $2 million for new signs along the coast road."
+    ]
+    cost = features["Engineers said the bridge cost $48.5 million to build."]
+    # both hold an amount and words of the question, but only the cost stands among them ("bridge cost ___ to build")
+    assert signs["kind_match"] == cost["kind_match"] == 1.0 and signs["coverage"] > 0.0
+    assert cost["slot_coverage"] > 0.5 and signs["slot_coverage"] == 0.0
+    assert cost["slot_coverage_gap"] == 0.0 and signs["slot_coverage_gap"] == -cost["slot_coverage"]
 
 
 @pytest.fixture(scope="module")
