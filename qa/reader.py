@@ -531,10 +531,11 @@ def candidates_for(generation: SearchIndex, query: Query, hits: list[Hit]) -> li
     context_terms = set(tokenize(query.text)) - question_terms
     weights = {t: generation.idf(t) for t in question_terms | context_terms}
     context_total = sum(weights[t] for t in context_terms)
-    total = sum(weights[t] for t in question_terms) + 0.5 * context_total or 1.0
+    question_weight = sum(weights[t] for t in question_terms)
+    total = question_weight + 0.5 * context_total or 1.0
+    asked = question_weight or 1.0  # `slot_coverage` counts the question's own terms only
     kind = question_kind(query.question)
     asked_years = set(_YEAR.findall(query.question))
-    asked = sum(weights[t] for t in question_terms) or 1.0
 
     article_terms: dict[str, set[str]] = {}  # headline and every retrieved passage of each article
     for hit in hits:

@@ -110,6 +110,16 @@ def write_articles(folder: Path, articles: dict[str, tuple[str, str]]) -> Path:
     return folder
 
 
+def fake_index(folder: Path, articles: dict[str, tuple[str, str]]):
+    """The generation of an index of `articles` (as `write_articles` takes them) built under `folder` with the
+    fake embedder."""
+    from qa.build import build_index
+    from qa.store import load_generation
+
+    build_index(write_articles(folder / "corpus", articles), folder / "index", FakeEmbedder())
+    return load_generation(folder / "index")
+
+
 NEWS = {
     "budget.txt": (
         "Senate passes budget after long night",

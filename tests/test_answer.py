@@ -8,7 +8,7 @@ from qa.answer import NOT_FOUND, AnswerSettings, ask, ask_many, compose_answer, 
 from qa.reader import SentenceReader
 from qa.retrieve import make_query, retrieve_many
 from qa.types import Sentence
-from tests.conftest import FakeEmbedder
+from tests.conftest import FakeEmbedder, fake_index
 
 ASKED = date(2025, 7, 16)
 
@@ -107,12 +107,7 @@ def test_settings_are_validated():
 
 def _one_article(tmp_path, title, text):
     """The generation of an index of one article, embedded by the fake embedder."""
-    from qa.build import build_index
-    from qa.store import load_generation
-    from tests.conftest import write_articles
-
-    build_index(write_articles(tmp_path / "corpus", {"article.txt": (title, text)}), tmp_path / "index", FakeEmbedder())
-    return load_generation(tmp_path / "index")
+    return fake_index(tmp_path, {"article.txt": (title, text)})
 
 
 def test_a_further_quote_from_the_same_article_must_add_a_term_of_the_question(tmp_path):

@@ -30,7 +30,7 @@ from qa.reader import (
     score_candidates,
 )
 from qa.retrieve import make_query, retrieve_many
-from tests.conftest import FakeEmbedder, write_articles
+from tests.conftest import FakeEmbedder, fake_index, write_articles
 
 
 @pytest.mark.parametrize(
@@ -192,12 +192,7 @@ COST = "How much did the bridge cost in grants and bonds?"
 
 @pytest.fixture(scope="module")
 def bridge_index(tmp_path_factory):
-    from qa.build import build_index
-    from qa.store import load_generation
-
-    folder = tmp_path_factory.mktemp("bridge")
-    build_index(write_articles(folder / "corpus", BRIDGE), folder / "index", FakeEmbedder())
-    return load_generation(folder / "index")
+    return fake_index(tmp_path_factory.mktemp("bridge"), BRIDGE)
 
 
 def test_the_answer_phrase_leads_the_answer_and_lies_inside_the_first_quote(bridge_index):
@@ -264,11 +259,7 @@ FERRY = {
 
 def _candidate_features(tmp_path, articles: dict, question: str) -> dict[str, dict[str, float]]:
     """Each sentence's features for `question`, read from an index of `articles` alone."""
-    from qa.build import build_index
-    from qa.store import load_generation
-
-    build_index(write_articles(tmp_path / "corpus", articles), tmp_path / "index", FakeEmbedder())
-    generation = load_generation(tmp_path / "index")
+    generation = fake_index(tmp_path, articles)
     query = make_query(question, asked_on=date(2025, 1, 1))
     hits = retrieve_many(generation, FakeEmbedder(), [query], 10)[0]
     return {c.sentence: c.features for c in candidates_for(generation, query, hits)}
