@@ -10,6 +10,9 @@ from qa.types import Article, Passage, Sentence
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 _WORD = re.compile(r"\S+")
+# a list item's marker: sentencex leaves a line that opens with "• " (also ●, ▪, ■, ►, ♦) in one piece, however many
+# sentences it holds, so the marker is set aside and the rest is split
+_LIST_MARKER = re.compile(r"\s*[•●▪■►♦]\s+")
 
 
 @dataclass(frozen=True)
@@ -20,7 +23,7 @@ class ChunkSettings:
     special_tokens: int = 2  # [CLS] and [SEP]
     min_text_tokens: int = 64  # passage budget kept even under a very long title
     overlap_sentences: int = 1
-    splitter: str = "sentencex-en"
+    splitter: str = "sentencex-en, list items"
 
     def __post_init__(self) -> None:
         if self.max_tokens <= self.special_tokens + self.min_text_tokens:
@@ -47,8 +50,10 @@ def split_sentences(text: str, doc_id: str = "") -> list[Sentence]:
     sentences = []
     line_start = 0
     for line in text.split("\n"):
-        cursor = line_start
-        for piece in segment("en", line) if line.strip() else ():
+        marker = _LIST_MARKER.match(line)
+        skipped = marker.end() if marker else 0
+        cursor = line_start + skipped
+        for piece in segment("en", line[skipped:]) if line.strip() else ():
             start, end = cursor, cursor + len(piece)
             cursor = end
             stripped = piece.strip()

@@ -75,3 +75,15 @@ def test_settings_are_validated():
 
 def test_embed_text_prefixes_the_headline():
     assert embed_text("Title", "Body.") == "Title\nBody."
+
+
+def test_a_list_item_is_split_into_its_sentences_without_its_marker():
+    text = "Our wish list:\n• Bring the fair back. It left town in 1998. The new hall is ready.\n► One more thing."
+    sentences = [text[s.start : s.end] for s in split_sentences(text)]
+    assert sentences == [
+        "Our wish list:",
+        "Bring the fair back.",
+        "It left town in 1998.",
+        "The new hall is ready.",
+        "One more thing.",
+    ]
