@@ -72,6 +72,8 @@ def test_answer_spans_are_of_the_asked_kind_and_new_to_the_question():
     assert "Ana Ruiz" in " ".join(_spans(sentence, "Who is the mayor of the town with the new bridge?"))
     # a count takes its unit along when the question names it
     assert _spans("About 1,200 residents left their homes.", "How many residents left?") == ["1,200 residents"]
+    # an ordinal counts nothing
+    assert _spans("At her 21st party, 300 guests came.", "How many guests were at the party?") == ["300 guests"]
     # what the question already says is not an answer
     assert _spans("Ana Ruiz opened the bridge.", "Who is Ana Ruiz?") == []
     assert _spans("The bridge opened in 2024.", "Why did the bridge open?") == []
@@ -250,7 +252,8 @@ FERRY = {
     "ferry.txt": (
         "Island ferry adds a night run",
         "The island ferry will add a night run from May, the operator said.\n"
-        "More: Island ferry timetable for the summer\n"
+        "More: Island ferry timetable and passengers for the summer\n"
+        "Riders on the island ferry, year by year:\n"
         "The ferry carried 41,000 passengers in 2023, a record for the operator.\n"
         "In 2019 it ran 12 boats with a crew of 300 and carried fewer islanders.",
     ),
@@ -266,13 +269,22 @@ def _candidate_features(tmp_path, articles: dict, question: str) -> dict[str, di
 
 
 def test_candidates_know_lines_that_are_not_sentences_counts_of_the_asked_thing_and_other_years(tmp_path):
-    features = _candidate_features(tmp_path, FERRY, "How many passengers did the island ferry carry in 2023?")
-    link, record, before = (
-        features["More: Island ferry timetable for the summer"],
+    question = "How many passengers did the island ferry carry in 2023?"
+    features = _candidate_features(tmp_path, FERRY, question)
+    lead_in, record, before = (
+        features["Riders on the island ferry, year by year:"],
         features["The ferry carried 41,000 passengers in 2023, a record for the operator."],
         features["In 2019 it ran 12 boats with a crew of 300 and carried fewer islanders."],
     )
-    assert link["unfinished"] == 1.0 and record["unfinished"] == before["unfinished"] == 0.0
+    assert lead_in["unfinished"] == 1.0 and record["unfinished"] == before["unfinished"] == 0.0
+    # a link to another story is no candidate, nor does it lend its words to the line after it
+    assert not any(sentence.startswith("More:") for sentence in features)
+    (text,) = [body for _, body in FERRY.values()]
+    unlinked = {"ferry.txt": ("Island ferry adds a night run", text.replace("More: ", "Also: "))}
+    linked = _candidate_features(tmp_path / "unlinked", unlinked, question)
+    assert "Also: Island ferry timetable and passengers for the summer" in linked
+    first = "The island ferry will add a night run from May, the operator said."
+    assert linked[first]["neighbours"] > features[first]["neighbours"]  # "passengers", from the line after it
     # "41,000 passengers" counts what is asked; "12 boats", "300" do not
     assert record["unit_match"] == 1.0 and before["unit_match"] == 0.0
     assert record["kind_match"] == before["kind_match"] == 1.0
