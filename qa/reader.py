@@ -145,9 +145,6 @@ _CALENDAR_WORD = re.compile(rf"{_WEEKDAY}|{_MONTH}\.?", re.I)
 _HEADING = re.compile(r"^\s*(?:\([A-Z][\w .&-]{0,24}\)|[A-Z][A-Z .,'’-]{1,40}(?:\s*\([^)]{1,30}\))?\s*[-–—])")
 # how a written sentence ends; a line without it is a headline, a link to another story ("More: ..."), a list
 # item or a lead-in ending in a colon, seldom what answers
-# a link to another story, the headline after its label: "More: ...", "READ: ...", "Related: ..."; what it says is
-# that story's, not this article's
-_LINK = re.compile(r"\s*(?:more|read|read more|also read|related(?: coverage| stories)?|see also|watch)\s*:", re.I)
 _SENTENCE_END = re.compile(r"[.!?][\"”’')\]]*\s*$")
 _YEAR = re.compile(r"\b(?:1[89]|20)\d{2}\b")
 _SCALE_WORDS = frozenset(word for name in _SCALE_NAMES for word in name.split())  # skipped after a number
@@ -562,7 +559,7 @@ def candidates_for(generation: SearchIndex, query: Query, hits: list[Hit]) -> li
                 continue
             seen.add((hit.doc_id, sentence.start))
             text = article.text[sentence.start : sentence.end]
-            if passed_over(text):
+            if is_instruction(text):  # look-alike letters read as Latin
                 continue
             if text not in terms_of:
                 terms_of[text] = set(tokenize(text))
@@ -572,8 +569,7 @@ def candidates_for(generation: SearchIndex, query: Query, hits: list[Hit]) -> li
                 sum(weights[t] for t in terms & question_terms) + 0.5 * sum(weights[t] for t in terms & context_terms)
             ) / total
             # the sentences either side often name the subject that the answering sentence leaves out (lines
-            # written to steer a model and links to other stories are passed over: a planted line must not lend
-            # its words to its neighbours)
+            # written to steer a model are passed over: a planted line must not lend its words to its neighbours)
             around: set[str] = set()
             for side in (_neighbour(article.text, sentences, index, -1), _neighbour(article.text, sentences, index, 1)):
                 if side not in terms_of:
@@ -658,11 +654,11 @@ def _other_years(text: str, asked_years: set[str], kind: str | None) -> bool:
 
 
 def _neighbour(text: str, sentences: list[Sentence], index: int, step: int) -> str:
-    """The nearest sentence before (step -1) or after (+1) that is not passed over (`passed_over`)."""
+    """The nearest sentence before (step -1) or after (+1) that is not a line written to steer a model."""
     index += step
     while 0 <= index < len(sentences):
         words = text[sentences[index].start : sentences[index].end]
-        if not passed_over(words):
+        if not is_instruction(words):
             return words
         index += step
     return ""
@@ -673,12 +669,6 @@ def is_instruction(sentence: str) -> bool:
     """A line written to steer a language model, also in look-alike letters (each sentence is read as a
     candidate and again as a neighbour: remembered)."""
     return bool(INSTRUCTION.search(fold_confusables(sentence)))
-
-
-def passed_over(sentence: str) -> bool:
-    """A sentence never quoted, not even as another's context, nor lending its words to its neighbours: a line
-    written to steer a model, or a link to another story ("More: ...", "Related: ...")."""
-    return bool(_LINK.match(sentence)) or is_instruction(sentence)
 
 
 def _date_agreement(generation: SearchIndex, query: Query, hit: Hit) -> float:
@@ -702,7 +692,7 @@ def _with_neighbour(
         if (
             sentence.start - previous.end <= 2
             and "\n" not in article_text[previous.end : sentence.start]  # same paragraph: a line is not glued on
-            and not passed_over(article_text[previous.start : previous.end])
+            and not is_instruction(article_text[previous.start : previous.end])
         ):
             start = previous.start
     return start, end
