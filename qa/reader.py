@@ -28,6 +28,7 @@ from qa.backend import SearchIndex
 from qa.embed import Embedder
 from qa.fold import fold_confusables
 from qa.keyword import tokenize
+from qa.places import is_place, place_asked
 from qa.retrieve import Query
 from qa.types import Hit, Sentence
 
@@ -698,18 +699,41 @@ def _with_neighbour(
     return start, end
 
 
+def _places(text: str, question: str, place: str) -> list[tuple[int, int]]:
+    """The country (or city) names of a sentence that the question does not give, its first word too ("Portugal
+    has ...": the first word is no name for `answer_spans`, which cannot tell)."""
+    asked = {w.lower() for w in re.findall(r"\w+", question)}
+    spans = []
+    for found in _NAME_SPAN.finditer(text):
+        start, end = _trim(text, *found.span())
+        if (
+            start < end
+            and is_place(text[start:end], place)
+            and not {w.lower() for w in re.findall(r"\w+", text[start:end])} <= asked
+        ):
+            spans.append((start, end))
+    return spans
+
+
 def answer_phrase(candidate: Candidate, question: str) -> tuple[int, int] | None:
     """The phrase of a quote that answers: of the asked-for kind, nearest the question's words in the sentence."""
-    if not candidate.phrases:
-        return None
     sentence = candidate.sentence
+    phrases = candidate.phrases
+    asked_place = place_asked(question)  # "which country ...": a country's name, not a president's
+    if asked_place is not None:
+        phrases = [
+            (candidate.sentence_start + s, candidate.sentence_start + e)
+            for s, e in _places(sentence, question, asked_place)
+        ]
+    if not phrases:
+        return None
     anchors = [
         m.start() + candidate.sentence_start
         for m in re.finditer(r"\w+", sentence)
         if set(tokenize(m.group())) & candidate.terms
     ]
     if not anchors:
-        return candidate.phrases[0]
+        return phrases[0]
 
     where = bool(_WHERE.search(question))
     sentence_start = candidate.sentence_start
@@ -725,4 +749,4 @@ def answer_phrase(candidate: Candidate, question: str) -> tuple[int, int] | None
         )
         return near + (0 if place == where else 200) + (100 if source else 0)
 
-    return min(candidate.phrases, key=distance)
+    return min(phrases, key=distance)

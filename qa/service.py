@@ -23,6 +23,7 @@ from qa.embed import Embedder
 from qa.errors import IndexNotFound, QAError
 from qa.fold import fold_invisible
 from qa.ingest import normalize_text
+from qa.places import load_places
 from qa.rebuild import BuildStatus, RebuildRunner, build_command
 from qa.rebuild import RebuildRunning as RebuildRunning  # raised by start_rebuild: callers catch it from here
 from qa.store import EmbeddedBackend
@@ -195,8 +196,13 @@ class ChatService:
         return cls(corpus, index_dir, embedder, admin_password, backend=backend)
 
     def warm_up(self) -> threading.Thread:
-        """Load the model in the background now, so the first question does not wait for it."""
-        thread = threading.Thread(target=self.embedder.embed, args=(["warm up"],), name="qa-warm-up", daemon=True)
+        """Load the model and the place names (0.8 s) in the background now, so the first question does not wait."""
+
+        def load() -> None:
+            self.embedder.embed(["warm up"])
+            load_places()
+
+        thread = threading.Thread(target=load, name="qa-warm-up", daemon=True)
         thread.start()
         return thread
 

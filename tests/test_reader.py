@@ -126,6 +126,32 @@ def test_the_answer_phrase_is_not_the_source_a_sentence_quotes(monkeypatch):
     assert sentence[start:end] == "The Harbour Weather Office"
 
 
+def _phrase(sentence: str, question: str) -> str | None:
+    candidate = Candidate(
+        "visit",
+        100,
+        100 + len(sentence),
+        sentence,
+        sentence,
+        100,  # offsets are the article's: the sentence starts at 100
+        1,
+        frozenset(tokenize(sentence)) & frozenset(tokenize(question)),
+        phrases=[(100 + s, 100 + e) for s, e in answer_spans(sentence, question_kind(question), question)],
+    )
+    found = answer_phrase(candidate, question)
+    return None if found is None else sentence[found[0] - 100 : found[1] - 100]
+
+
+def test_a_question_that_asks_for_a_country_or_a_city_gets_one_as_its_phrase():
+    sentence = "President Ana Ruiz met Lena Marsh, the foreign minister of Uruguay, in Lisbon."
+    assert _phrase(sentence, "Which country's minister did President Ruiz meet?") == "Uruguay"
+    assert _phrase(sentence, "In which city did President Ruiz meet the minister?") == "Lisbon"
+    assert _phrase(sentence, "Whom did President Ruiz meet?") == "Lena Marsh"
+    # its first word too, which is no name for other questions; none when the quote names no country
+    assert _phrase("Portugal opened the line on Monday.", "Which country opened the line?") == "Portugal"
+    assert _phrase("President Ana Ruiz met the minister.", "Which country's minister did she meet?") is None
+
+
 def test_the_reader_model_round_trips_through_its_file(tmp_path):
     weights = Logistic(CHEAP, (0.5,) * len(CHEAP), (2.0,) * len(CHEAP), tuple(range(len(CHEAP))), -1.0)
     full = Logistic(FEATURES, (0.0,) * len(FEATURES), (1.0,) * len(FEATURES), (0.1,) * len(FEATURES), 0.2)
