@@ -318,7 +318,13 @@ def sample_curve(model: ReaderModel, index: Path):
 
 
 DRAW_SEEDS = (7, 21, 33, 45, 57, 69, 81, 93)
-DRAW_MEASURES = ("answer_in_first_quote", "answer_in_quote", "abstained_answerable", "wrong_unanswerable")
+DRAW_MEASURES = (
+    "answer_in_first_quote",
+    "answer_in_quote",
+    "answer_in_phrase",
+    "abstained_answerable",
+    "wrong_unanswerable",
+)
 
 
 def fold_draws(generation, items, args, embed_top, threshold, further, model_id, first) -> None:
