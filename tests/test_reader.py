@@ -52,6 +52,10 @@ from tests.conftest import FakeEmbedder, fake_index, write_articles
         ("What caused the harbour fire?", REASON),
         ("What reason did the mayor give for the delay?", REASON),
         ("What did the engineers say about the span?", None),
+        ("What was the magnitude of the tremor?", NUMBER),
+        ("What was the price of a ferry ticket?", AMOUNT),
+        ("At what Harbour City venue will the band play?", NAME),
+        ("The harbour master resigned. What is her name?", NAME),
     ],
 )
 def test_a_question_names_the_kind_of_answer_it_wants(question, kind):
@@ -68,6 +72,7 @@ def test_answer_spans_are_of_the_asked_kind_and_new_to_the_question():
     assert _spans(sentence, "When did the bridge open?") == ["March 3, 2024"]
     # a time of day, also where it ends the sentence ("a.m." then nothing)
     assert _spans("The last bus leaves the pier at 11:15 p.m.", "When does the last bus leave?") == ["11:15 p.m."]
+    assert _spans("Ana Ruiz flew to the U.S.", "Where did Ana Ruiz fly?") == ["U.S."]  # an abbreviation's stop stays
     assert _spans("Doors open at 9am on weekdays.", "When do the doors open?") == ["9am"]
     assert "Ana Ruiz" in " ".join(_spans(sentence, "Who is the mayor of the town with the new bridge?"))
     # a count takes its unit along when the question names it
@@ -87,6 +92,24 @@ def test_answer_spans_are_of_the_asked_kind_and_new_to_the_question():
     assert _spans("Fishermen marched to the town hall to protest the new quota rules.", march) == [
         "the new quota rules"
     ]
+
+
+def test_a_count_is_not_an_age_a_share_or_a_count_of_something_else_for_a_sum_of_money():
+    sentence = "The skipper, Ana Ruiz, 61, was given three months of community service."
+    assert _spans(sentence, "How many months of service did the skipper get?") == ["three months"]
+    assert _spans("The old ferry, 12, was sold for scrap.", "How many ferries are left?") == []
+    assert "61" in _spans(sentence, "How old is the skipper?")
+    show = "The quiz drew 3.6 million viewers, down 38% from the spring, and cost $7.3 million a season."
+    # a sum of money, or a share of one, but not the viewers
+    assert _spans(show, "How much did a season of the quiz cost?") == ["38%", "$7.3 million"]
+    assert _spans("The quiz drew 3.6 million viewers.", "How much did the harbour pay for the quiz?") == []
+    assert _spans("The quiz drew 3.6 million viewers.", "How much of an audience did the quiz draw?") == ["3.6 million"]
+    assert _spans(show, "How many people watched the quiz?") == ["3.6 million", "$7.3 million"]
+    assert "38%" in _spans(show, "What percentage of viewers did the quiz lose?")
+    assert "38%" in _spans(show, "How much more did the quiz cost this year?")  # a rise is a share of the sum
+    # a rating or a model's letters belong to its number
+    assert _spans("The harbour asked for a class B-7 rating.", "What rating did the harbour ask for?") == ["B-7 rating"]
+    assert _spans("The ferry will run again tomorrow.", "When will the ferry run again?") == ["tomorrow"]
 
 
 def test_a_name_is_not_a_weekday_a_month_or_the_dateline():
@@ -150,6 +173,29 @@ def test_a_question_that_asks_for_a_country_or_a_city_gets_one_as_its_phrase():
     # its first word too, which is no name for other questions; none when the quote names no country
     assert _phrase("Portugal opened the line on Monday.", "Which country opened the line?") == "Portugal"
     assert _phrase("President Ana Ruiz met the minister.", "Which country's minister did she meet?") is None
+
+
+def test_the_answer_phrase_is_what_the_question_does_not_already_name():
+    # the name that restates the question's own is passed over for the new one
+    game = "It was a quiet Sunday during the Port Ellis Rovers' 89-81 loss to the Harbour City Gulls."
+    assert _phrase(game, "Which team defeated Port Ellis at the arena?") == "Harbour City Gulls"
+    # a title is quoted; a sentence's first word, when quoted, is a title too
+    film = 'Friends gathered to remember Lena Marsh, the Uruguayan dancer and "Harbour Lights" lead, on Monday.'
+    assert _phrase(film, "Which film made Lena Marsh a star?") == '"Harbour Lights"'
+    assert _phrase("“Harbour Lights” leads this year's list with nine awards.", "Which show won most awards?") == (
+        "“Harbour Lights”"
+    )
+    # "near which park" asks for a place: the name after "outside" is one
+    fire = "A grass fire in the Kelmora Valley outside Ruiz National Park burned 1,400 acres."
+    assert _phrase(fire, "Residents fled homes near which national park?") == "Ruiz National Park"
+    # a country's name is a place, not the person a "who" question asks for
+    nurse = "The letter was signed by Ana Ruiz, a midwife who lives in Uruguay."
+    assert _phrase(nurse, "Which midwife signed the letter?") == "Ana Ruiz"
+    signed = "The letter was signed by Ana Ruiz, who works as a midwife in Lisbon, Oregon."
+    assert _phrase(signed, "Which Lisbon midwife signed the letter?") == "Ana Ruiz"
+    # "up to" leads to no place: the sum after it is as good as any
+    grants = "Boat owners who took in under $90,000 last season can claim up to $8,000 in repair grants."
+    assert _phrase(grants, "How much in repair grants can boat owners claim?") == "$8,000"
 
 
 def test_the_reader_model_round_trips_through_its_file(tmp_path):
