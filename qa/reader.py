@@ -56,7 +56,8 @@ AMOUNT, NUMBER, DATE, NAME, REASON = "amount", "number", "date", "name", "reason
 _QUESTION_KIND = [
     (
         re.compile(
-            r"\bhow much\b(?! (time|longer|later|earlier|farther|further)\b)|\bwhat (?:(?:is|was|are|were) the )?"
+            # not "how much warmer / more": a difference, a number of any unit ("6 degrees")
+            r"\bhow much\b(?! (time|more|less|\w+er)\b)|\bwhat (?:(?:is|was|are|were) the )?"
             r"(price|sum|amount|percentage|percent|share|proportion|fraction|rate)\b",
             re.I,
         ),

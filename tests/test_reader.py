@@ -3,12 +3,13 @@
 import json
 import math
 import re
+from dataclasses import replace
 from datetime import date
 
 import numpy as np
 import pytest
 
-from qa.answer import NOT_FOUND, ask, compose_answer, verify_phrase
+from qa.answer import NOT_FOUND, AnswerSettings, ask, compose_answer, verify_phrase
 from qa.keyword import tokenize
 from qa.reader import (
     AMOUNT,
@@ -301,6 +302,28 @@ def test_a_question_without_an_asked_for_kind_gets_quotes_without_a_phrase(bridg
         bridge_index, FakeEmbedder(), "What did engineers say about the harbour bridge span?", asked_on=date(2025, 1, 1)
     )
     assert not answer.abstained and answer.answer_phrase is None and answer.answer.startswith("“")
+
+
+def _read(index, question):
+    query = make_query(question, asked_on=date(2025, 1, 1))
+    hits = retrieve_many(index, FakeEmbedder(), [query], 10)[0]
+    reading = SentenceReader(FakeEmbedder()).read(index, [query], [hits])[0]
+    return query, hits, reading
+
+
+def test_a_question_whose_asked_kind_the_first_quote_lacks_is_not_answered(bridge_index):
+    # the articles tell that the bridge opened, not why: no sentence gives a cause
+    query, hits, reading = _read(bridge_index, "Why did the harbour bridge in Port Ellis open to traffic?")
+    assert reading.kind == REASON and reading.candidates and not reading.candidates[0].phrases
+    settings = AnswerSettings(min_answerable=0.0)  # answerability aside: the kind alone decides here
+    answer = compose_answer(bridge_index, query, hits, reading, settings)
+    assert answer.abstained and answer.answer == NOT_FOUND
+    told = compose_answer(bridge_index, query, hits, reading, replace(settings, kind_needed=False))
+    assert not told.abstained and "opened to traffic" in told.citations[0].quote
+    # a question asking for a kind that the first quote holds is answered
+    query, hits, reading = _read(bridge_index, COST)
+    assert reading.candidates[0].phrases
+    assert not compose_answer(bridge_index, query, hits, reading, settings).abstained
 
 
 def test_a_further_quote_needs_the_reader_to_think_it_answers(bridge_index):
