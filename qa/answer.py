@@ -29,6 +29,7 @@ class AnswerSettings:
     max_chars: int = 600  # all quotes together
     quotes_per_article: int = 3
     new_terms: bool = True  # a further quote from a quoted article must add a question term or an asked-for phrase
+    kind_needed: bool = True  # a question asking for a count, a date ... abstains when the first quote holds none
     min_answerable: float | None = None  # abstain below this answerability (None: the reader model's)
     min_further: float | None = None  # a further quote's least probability of answering (None: the model's)
 
@@ -166,7 +167,7 @@ def compose_answer(
     min_answerable = model.min_answerable if settings.min_answerable is None else settings.min_answerable
     min_further = model.min_further if settings.min_further is None else settings.min_further
     candidates = reading.candidates
-    if not candidates or reading.answerable < min_answerable:
+    if not candidates or reading.answerable < min_answerable or (settings.kind_needed and _kind_missing(reading)):
         return Answer(query.question, NOT_FOUND, True, [], hits, evidence=reading.answerable)
 
     chosen: list[Candidate] = []
@@ -211,6 +212,13 @@ def compose_answer(
     if phrase is not None:
         text = f"**{phrase.text}** — {text}"
     return Answer(query.question, text, False, citations, hits, evidence=reading.answerable, answer_phrase=phrase)
+
+
+def _kind_missing(reading: Reading) -> bool:
+    """The question asks for a kind of phrase (a count, a sum, a date, a name, a reason) and the sentence the reader
+    ranks first, the one that would be quoted first, holds none: what the articles say of the story is not what was
+    asked (a look-alike question: "why did she resign?" and the sentence that she did)."""
+    return reading.kind is not None and not reading.candidates[0].phrases
 
 
 def _phrase(generation: SearchIndex, candidate: Candidate, first: Citation, question: str) -> Phrase | None:
