@@ -33,3 +33,10 @@ def test_meeting_more_targets_comes_first_and_the_sample_guard_before_all():
     assert fit_reader.preference(four) < fit_reader.preference(three)
     refusing = _rates(natural=(0.19, 0.34), realtimeqa=(0.09, 0.17), sample=0.25)  # 4 of the 16 plain questions
     assert fit_reader.preference(three) < fit_reader.preference(refusing)
+
+
+def test_a_threshold_that_refuses_nearly_everything_never_wins_on_room():
+    # RealTime QA's abstentions a question over their target: three targets met either way, one each side
+    missed_by_one = _rates(natural=(0.125, 0.53), realtimeqa=(0.11, 0.16))
+    refusing_all = _rates(natural=(0.99, 0.0), realtimeqa=(0.97, 0.01))
+    assert fit_reader.preference(missed_by_one) < fit_reader.preference(refusing_all)
