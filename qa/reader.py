@@ -153,7 +153,9 @@ _NAME_SPAN = re.compile(rf"(?:[“\"‘'])?\b[A-Z][\w’'.&-]*(?:\s+(?:{_JOINER}
 # a cause and the clause it opens: "because of a late frost", "due to storms in the Gulf"
 _REASON = re.compile(
     r"\b(because(?: of)?|due to|owing to|caused by|as a result of|thanks to|in order to|so that|in response to|"
-    r"amid|citing|blamed (?:it )?on|attributed (?:it )?to|to protest|in protest (?:of|at|against|over))"
+    r"amid|citing|blamed (?:it )?on|attributed (?:it )?to|to protest|in protest (?:of|at|against|over)|"
+    r"following|in the wake of|(?:triggered|sparked|driven|prompted|fueled|fuelled) by|(?:stemming|resulting) "
+    r"from|(?:needed|meant|designed|intended) to|to help|aimed at)"
     r"\s+([^,;:.!?()\"“”]{3,120})",
     re.I,
 )

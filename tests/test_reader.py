@@ -89,6 +89,13 @@ def test_answer_spans_are_of_the_asked_kind_and_new_to_the_question():
         "a missing budget report"
     ]
     assert _spans("The council met on Tuesday and will vote in May.", why) == []
+    # a cause that "following", "triggered by" ... open, a purpose "needed to"; not "after" or "over", which as
+    # often tell when or how long ("after four years of work", "over the weekend")
+    assert _spans("The ferry stopped following a storm warning from the coast guard.", why) == [
+        "a storm warning from the coast guard"
+    ]
+    assert _spans("The fees were needed to repair the old pier.", why) == ["repair the old pier"]
+    assert _spans("The bridge opened after four years of work.", why) == []
     march = "Why did the fishermen march to the town hall?"
     assert _spans("Fishermen marched to the town hall to protest the new quota rules.", march) == [
         "the new quota rules"
