@@ -228,9 +228,7 @@ def answer_spans(text: str, kind: str | None, question: str) -> list[tuple[int, 
             and not (s == 0 and " " not in text[s:e] and not (text[s] in "“\"‘'" and text[e - 1] in "”\"’'"))
             and not (heading and e <= heading.end())
         ]
-    subject = {
-        w.lower() for w in re.findall(r"\b[A-Z]\w+", question)[1:]
-    }  # names the question gives (not its 1st word)
+    subject = _names_given(question)
     spans = []
     for start, end in found:
         words = {w.lower() for w in re.findall(r"\w+", text[start:end])}
@@ -242,6 +240,11 @@ def answer_spans(text: str, kind: str | None, question: str) -> list[tuple[int, 
                 end = _with_unit(text, end, question)
             spans.append((start, end))
     return spans
+
+
+def _names_given(question: str) -> set[str]:
+    """The capitalised words of a question but its first: the names it gives, lower-cased."""
+    return {w.lower() for w in re.findall(r"\b[A-Z]\w+", question)[1:]}
 
 
 def _is_age(text: str, start: int, end: int) -> bool:
@@ -781,7 +784,7 @@ def answer_phrase(candidate: Candidate, question: str) -> tuple[int, int] | None
 
     where = bool(_WHERE.search(question))
     title = bool(_TITLE_ASKED.search(question))
-    given = {w.lower() for w in re.findall(r"\b[A-Z]\w+", question)[1:]}  # the names the question gives
+    given = _names_given(question)
     sentence_start = candidate.sentence_start
 
     def distance(span: tuple[int, int]) -> float:
