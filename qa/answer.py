@@ -167,7 +167,11 @@ def compose_answer(
     min_answerable = model.min_answerable if settings.min_answerable is None else settings.min_answerable
     min_further = model.min_further if settings.min_further is None else settings.min_further
     candidates = reading.candidates
-    if not candidates or reading.answerable < min_answerable or (settings.kind_needed and _kind_missing(reading)):
+    if (
+        not candidates
+        or reading.answerable < min_answerable
+        or (settings.kind_needed and _kind_missing(reading, query.question))
+    ):
         return Answer(query.question, NOT_FOUND, True, [], hits, evidence=reading.answerable)
 
     chosen: list[Candidate] = []
@@ -214,11 +218,13 @@ def compose_answer(
     return Answer(query.question, text, False, citations, hits, evidence=reading.answerable, answer_phrase=phrase)
 
 
-def _kind_missing(reading: Reading) -> bool:
+def _kind_missing(reading: Reading, question: str) -> bool:
     """The question asks for a kind of phrase (a count, a sum, a date, a name, a reason) and the sentence the reader
     ranks first, the one that would be quoted first, holds none: what the articles say of the story is not what was
-    asked (a look-alike question: "why did she resign?" and the sentence that she did)."""
-    return reading.kind is not None and not reading.candidates[0].phrases
+    asked (a look-alike question: "why did she resign?" and the sentence that she did). A country or city asked
+    for counts as its sentence's first word too ("Portugal opened ..."), which is no name otherwise."""
+    first = reading.candidates[0]
+    return reading.kind is not None and not first.phrases and answer_phrase(first, question) is None
 
 
 def _phrase(generation: SearchIndex, candidate: Candidate, first: Citation, question: str) -> Phrase | None:

@@ -333,6 +333,15 @@ def test_a_question_whose_asked_kind_the_first_quote_lacks_is_not_answered(bridg
     assert not compose_answer(bridge_index, query, hits, reading, settings).abstained
 
 
+def test_a_country_that_opens_the_first_quote_is_the_kind_a_country_question_asks_for(tmp_path):
+    rail = {"rail.txt": ("Harbour rail line opens", "Uruguay opened the first harbour rail line on Monday.")}
+    index = fake_index(tmp_path, rail)
+    query, hits, reading = _read(index, "Which country opened the first harbour rail line?")
+    assert not reading.candidates[0].phrases  # a sentence's first word is no name for the sentence models
+    answer = compose_answer(index, query, hits, reading, AnswerSettings(min_answerable=0.0))
+    assert not answer.abstained and answer.answer_phrase.text == "Uruguay"
+
+
 def test_a_further_quote_needs_the_reader_to_think_it_answers(bridge_index):
     from qa.answer import AnswerSettings
 
