@@ -130,9 +130,9 @@ _NUMBER_SPAN = re.compile(
     re.I,
 )
 # what makes a number an amount ("how much"): money, a share, or a scale
+_MONEY_MARK = rf"[$€£¥]|\bRs\b|\b{_CURRENCY}\b"
 _AMOUNT_MARK = re.compile(
-    rf"[$€£¥%]|\bRs\b|\b{_CURRENCY}\b|\b(?:percent|per cent|thousand|million|billion|trillion|"
-    r"bn|m|k)\b",
+    rf"{_MONEY_MARK}|%|\b(?:percent|per cent|thousand|million|billion|trillion|bn|m|k)\b",
     re.I,
 )
 # "how much did it cost": money, not a count of viewers that happens to run into millions
@@ -142,7 +142,7 @@ _MONEY_ASKED = re.compile(
     r"brought|money)\b",
     re.I,
 )
-_MONEY = re.compile(rf"[$€£¥]|\bRs\b|\b{_CURRENCY}\b", re.I)
+_MONEY = re.compile(_MONEY_MARK, re.I)
 _COUNT_ASKED = re.compile(r"\bhow many\b", re.I)
 _SHARE = re.compile(r"%|\bper ?cent", re.I)
 _AGE_ASKED = re.compile(r"\bhow old\b|\bage\b|\baged\b", re.I)
@@ -198,7 +198,7 @@ def answer_spans(text: str, kind: str | None, question: str) -> list[tuple[int, 
     """Spans of `text` of the asked-for kind that the question does not already hold, in order."""
     if kind is None:
         return []
-    asked = {w.lower() for w in re.findall(r"\w+", question)}
+    asked = _words(question)
     if kind in (NUMBER, AMOUNT):
         dates = [m.span() for m in _DATE_SPAN.finditer(text)]  # "March 3, 2024" holds no count
         money = bool(_MONEY_ASKED.search(question))
@@ -231,7 +231,7 @@ def answer_spans(text: str, kind: str | None, question: str) -> list[tuple[int, 
     subject = _names_given(question)
     spans = []
     for start, end in found:
-        words = {w.lower() for w in re.findall(r"\w+", text[start:end])}
+        words = _words(text[start:end])
         if kind == NAME and (_last_word(text[start:end]) in subject or _DATE_SPAN.fullmatch(text[start:end])):
             continue  # "Foreign Minister Ishaq Dar" does not answer "who did Dar call?", nor "Saturday" a "who"
         if words and not words <= asked and any(c.isalnum() for c in text[start:end]):
@@ -240,6 +240,11 @@ def answer_spans(text: str, kind: str | None, question: str) -> list[tuple[int, 
                 end = _with_unit(text, end, question)
             spans.append((start, end))
     return spans
+
+
+def _words(text: str) -> set[str]:
+    """A text's words, lower-cased."""
+    return {w.lower() for w in re.findall(r"\w+", text)}
 
 
 def _names_given(question: str) -> set[str]:
@@ -749,15 +754,11 @@ def _with_neighbour(
 def _places(text: str, question: str, place: str) -> list[tuple[int, int]]:
     """The country (or city) names of a sentence that the question does not give, its first word too ("Portugal
     has ...": the first word is no name for `answer_spans`, which cannot tell)."""
-    asked = {w.lower() for w in re.findall(r"\w+", question)}
+    asked = _words(question)
     spans = []
     for found in _NAME_SPAN.finditer(text):
         start, end = _trim(text, *found.span())
-        if (
-            start < end
-            and is_place(text[start:end], place)
-            and not {w.lower() for w in re.findall(r"\w+", text[start:end])} <= asked
-        ):
+        if start < end and is_place(text[start:end], place) and not _words(text[start:end]) <= asked:
             spans.append((start, end))
     return spans
 
