@@ -27,7 +27,7 @@ import numpy as np
 from qa.backend import SearchIndex
 from qa.embed import Embedder
 from qa.fold import fold_confusables
-from qa.keyword import tokenize
+from qa.keyword import STOPWORDS, tokenize
 from qa.places import COUNTRY, STATE, is_place, place_asked
 from qa.retrieve import Query
 from qa.types import Hit, Sentence
@@ -194,8 +194,9 @@ def question_kind(question: str) -> str | None:
     return None
 
 
-def answer_spans(text: str, kind: str | None, question: str) -> list[tuple[int, int]]:
-    """Spans of `text` of the asked-for kind that the question does not already hold, in order."""
+def answer_spans(text: str, kind: str | None, question: str, opens_with_name: bool = False) -> list[tuple[int, int]]:
+    """Spans of `text` of the asked-for kind that the question does not already hold, in order. `opens_with_name`:
+    the sentence's first word is a name (its article writes it capitalised inside a sentence too, `opening_name`)."""
     if kind is None:
         return []
     asked = _words(question)
@@ -224,8 +225,14 @@ def answer_spans(text: str, kind: str | None, question: str) -> list[tuple[int, 
             (s, e)
             for s, e in found
             if s < e
-            # a sentence's first word, unless quoted whole (a title: "“Harbour” won ...", not "“The island ...")
-            and not (s == 0 and " " not in text[s:e] and not (text[s] in "“\"‘'" and text[e - 1] in "”\"’'"))
+            # a sentence's first word, unless quoted whole (a title: "“Harbour” won ...", not "“The island ...") or
+            # known to be a name
+            and not (
+                s == 0
+                and " " not in text[s:e]
+                and not (text[s] in "“\"‘'" and text[e - 1] in "”\"’'")
+                and not opens_with_name
+            )
             and not (heading and e <= heading.end())
         ]
     subject = _names_given(question)
@@ -240,6 +247,27 @@ def answer_spans(text: str, kind: str | None, question: str) -> list[tuple[int, 
                 end = _with_unit(text, end, question)
             spans.append((start, end))
     return spans
+
+
+_OPENING_WORD = re.compile(r"[“\"‘']?([A-Z][\w-]*)")
+
+
+def opening_name(sentence: str, article: str) -> str | None:
+    """The sentence's first word when it is a name: one the article also writes capitalised after a lower-case
+    word or a comma, inside a sentence ("Marlow opened the line ..." and "... and Marlow runs six boats")."""
+    first = _OPENING_WORD.match(sentence)
+    if first is None or first.group(1).lower() in STOPWORDS or first.group(1).lower() in _AUXILIARY:
+        return None
+    word = first.group(1)
+    at = article.find(" " + word)
+    while at > 0:
+        end = at + 1 + len(word)
+        if (article[at - 1].islower() or article[at - 1] in ",;") and not (
+            end < len(article) and (article[end].isalnum() or article[end] in "-_")
+        ):
+            return word
+        at = article.find(" " + word, at + 1)
+    return None
 
 
 def _words(text: str) -> set[str]:
@@ -601,6 +629,7 @@ def candidates_for(generation: SearchIndex, query: Query, hits: list[Hit]) -> li
         article = generation.article(hit.doc_id)
         sentences = generation.sentences(hit.doc_id)
         held = article_terms[hit.doc_id]
+
         agreement = _date_agreement(generation, query, hit)
         passage_coverage = (
             sum(weights[t] for t in held & question_terms) + sum(weights[t] for t in held & context_terms)
@@ -629,6 +658,10 @@ def candidates_for(generation: SearchIndex, query: Query, hits: list[Hit]) -> li
             neighbours = sum(weights[t] for t in (around - terms) & question_terms) / total
             spans = answer_spans(text, kind, query.question)
             names = spans if kind == NAME else answer_spans(text, NAME, query.question)
+            # the phrases shown, not the models' features: the first word too where the article names it elsewhere
+            shown = spans
+            if kind == NAME and opening_name(text, article.text):
+                shown = answer_spans(text, kind, query.question, opens_with_name=True)
             start, end = _with_neighbour(sentence, sentences, index, text, article.text)
             candidates.append(
                 Candidate(
@@ -663,7 +696,7 @@ def candidates_for(generation: SearchIndex, query: Query, hits: list[Hit]) -> li
                         / asked,
                         "year_conflict": float(_other_years(text, asked_years, kind)),
                     },
-                    phrases=[(sentence.start + s, sentence.start + e) for s, e in spans],
+                    phrases=[(sentence.start + s, sentence.start + e) for s, e in shown],
                 )
             )
     if candidates:

@@ -27,6 +27,7 @@ from qa.reader import (
     answer_spans,
     answerability_row,
     candidates_for,
+    opening_name,
     question_kind,
     score_candidates,
 )
@@ -340,6 +341,32 @@ def test_a_country_that_opens_the_first_quote_is_the_kind_a_country_question_ask
     assert not reading.candidates[0].phrases  # a sentence's first word is no name for the sentence models
     answer = compose_answer(index, query, hits, reading, AnswerSettings(min_answerable=0.0))
     assert not answer.abstained and answer.answer_phrase.text == "Uruguay"
+
+
+def test_a_name_that_opens_the_first_quote_is_its_phrase_when_the_article_names_it_inside_a_sentence(tmp_path):
+    ferry = {
+        "ferry.txt": (
+            "Harbour ferry line opens",
+            "Marlow opened the first harbour ferry line on Monday. The line was built in two years, and Marlow "
+            "runs six boats on it. Harbour users welcomed the new line.",
+        )
+    }
+    index = fake_index(tmp_path, ferry)
+    query, hits, reading = _read(index, "Which company opened the first harbour ferry line?")
+    first = reading.candidates[0]
+    assert first.sentence.startswith("Marlow opened")
+    answer = compose_answer(index, query, hits, reading, AnswerSettings(min_answerable=0.0))
+    assert not answer.abstained and answer.answer_phrase.text == "Marlow"
+    # the features the models read are those of before: a sentence's first word is no name for them
+    assert first.features["kind_match"] == 0.0
+    # "Harbour" and "The" open sentences too, but the article never writes them capitalised inside one
+    text = ferry["ferry.txt"][1]
+    assert [opening_name(s, text) for s in ("Marlow’s boats", "Harbour users", "The line", "Marlowe")] == [
+        "Marlow",
+        None,
+        None,
+        None,
+    ]
 
 
 def test_a_further_quote_needs_the_reader_to_think_it_answers(bridge_index):
