@@ -814,7 +814,7 @@ def answer_phrase(candidate: Candidate, question: str) -> tuple[int, int] | None
         if set(tokenize(m.group())) & candidate.terms
     ]
     if not anchors:
-        return phrases[0]
+        return _with_counted_thing(candidate, phrases[0], question)
 
     where = bool(_WHERE.search(question))
     title = bool(_TITLE_ASKED.search(question))
@@ -844,4 +844,31 @@ def answer_phrase(candidate: Candidate, question: str) -> tuple[int, int] | None
             + (100 if title and not quoted else 0)
         )
 
-    return min(phrases, key=distance)
+    return _with_counted_thing(candidate, min(phrases, key=distance), question)
+
+
+_PLURAL_WORDS = frozenset("people children men women staff police personnel".split())
+
+
+def _with_counted_thing(candidate: Candidate, span: tuple[int, int], question: str) -> tuple[int, int]:
+    """A bare count that a "how many" question gets, with the thing it counts when the sentence names it right
+    after: "3,200 people" (for "how many residents ...?"), "two pumping stations". Up to two lower-case words, the
+    last of them a plural; the phrase shown only (the models read the spans as `answer_spans` gives them)."""
+    if not _COUNT_ASKED.search(question):
+        return span
+    text, offset = candidate.sentence, candidate.sentence_start
+    last = _last_word(text[span[0] - offset : span[1] - offset])
+    if not (last[-1:].isdigit() or re.fullmatch(_NUMBER_WORDS, last) or last in _SCALE_WORDS):
+        return span  # a unit is there already ("2,000 new trees")
+    end = span[1] - offset
+    for _ in range(2):
+        following = _NEXT_WORD.match(text, end)
+        if following is None:
+            break
+        word = following.group(1)
+        if not word.islower() or word in STOPWORDS or word in _AUXILIARY:
+            break
+        end = following.end()
+        if word in _PLURAL_WORDS or (word.endswith("s") and not word.endswith(("ss", "us", "is"))):
+            return span[0], offset + end
+    return span

@@ -184,6 +184,20 @@ def test_a_question_that_asks_for_a_country_or_a_city_gets_one_as_its_phrase():
     assert _phrase("President Ana Ruiz met the minister.", "Which country's minister did she meet?") is None
 
 
+def test_a_bare_count_is_shown_with_the_thing_it_counts():
+    sentence = "The storm forced 3,200 people to leave Port Ellis, officials said."
+    assert _phrase(sentence, "How many residents had to leave Port Ellis?") == "3,200 people"
+    pumps = "The storm cut power at two pumping stations in Port Ellis."
+    assert _phrase(pumps, "How many stations lost power in the storm?") == "two pumping stations"
+    # not past a small word; a unit the question names is taken as before
+    assert _phrase("In all, 12 of them crossed the line.", "How many riders crossed the line?") == "12"
+    assert _phrase("Volunteers planted 2,000 new trees in Port Ellis.", "How many new trees were planted?") == (
+        "2,000 new trees"
+    )
+    # only for a count: "how much" keeps its amount alone
+    assert _phrase("The port paid $6.3 million for two boats.", "How much did the port pay?") == "$6.3 million"
+
+
 def test_the_answer_phrase_is_what_the_question_does_not_already_name():
     # the name that restates the question's own is passed over for the new one
     game = "It was a quiet Sunday during the Port Ellis Rovers' 89-81 loss to the Harbour City Gulls."
