@@ -156,7 +156,7 @@ _REASON = re.compile(
     r"amid|citing|blamed (?:it )?on|attributed (?:it )?to|to protest|in protest (?:of|at|against|over)|"
     r"following|in the wake of|(?:triggered|sparked|driven|prompted|fueled|fuelled) by|(?:stemming|resulting) "
     r"from|(?:needed|meant|designed|intended) to|to help|aimed at)"
-    r"\s+([^,;:.!?()\"“”]{3,120})",
+    r"\s+((?:[^,;:.!?()\"“”]|[.,](?=\d)){3,120})",  # up to the clause's end, not a number's ("$3.7 million")
     re.I,
 )
 _CALENDAR_WORD = re.compile(rf"{_WEEKDAY}|{_MONTH}\.?", re.I)

@@ -96,6 +96,10 @@ def test_answer_spans_are_of_the_asked_kind_and_new_to_the_question():
         "a storm warning from the coast guard"
     ]
     assert _spans("The fees were needed to repair the old pier.", why) == ["repair the old pier"]
+    # a number's point or comma does not end the clause
+    assert _spans("The vote waited due to a $3.7 million gap in the 1,200-page budget.", why) == [
+        "a $3.7 million gap in the 1,200-page budget"
+    ]
     assert _spans("The bridge opened after four years of work.", why) == []
     march = "Why did the fishermen march to the town hall?"
     assert _spans("Fishermen marched to the town hall to protest the new quota rules.", march) == [
