@@ -159,6 +159,9 @@ _REASON = re.compile(
     r"\s+((?:[^,;:.!?()\"“”]|[.,](?=\d)){3,120})",  # up to the clause's end, not a number's ("$3.7 million")
     re.I,
 )
+_NUMBER_SIGN = re.compile(r"Nos?\.\s*\d")
+# an abbreviation in capitals ("HCBL", "U.S.", "ATVs", "TV’s"): seldom the name a "who" or "which" asks for
+_ACRONYM = re.compile(r"(?:[A-Z]\.?){2,5}(?:[’']?s)?")
 _CALENDAR_WORD = re.compile(rf"{_WEEKDAY}|{_MONTH}\.?", re.I)
 # a sentence's dateline or agency tag: "PORT ELLIS (Agency) -", "(Agency)"
 _HEADING = re.compile(r"^\s*(?:\([A-Z][\w .&-]{0,24}\)|[A-Z][A-Z .,'’-]{1,40}(?:\s*\([^)]{1,30}\))?\s*[-–—])")
@@ -234,6 +237,7 @@ def answer_spans(text: str, kind: str | None, question: str, opens_with_name: bo
                 and not opens_with_name
             )
             and not (heading and e <= heading.end())
+            and not _NUMBER_SIGN.match(text, s)  # "No. 7 seed"
         ]
     subject = _names_given(question)
     spans = []
@@ -819,6 +823,7 @@ def answer_phrase(candidate: Candidate, question: str) -> tuple[int, int] | None
     where = bool(_WHERE.search(question))
     title = bool(_TITLE_ASKED.search(question))
     given = _names_given(question)
+    names = question_kind(question) == NAME
     sentence_start = candidate.sentence_start
 
     def distance(span: tuple[int, int]) -> float:
@@ -842,6 +847,7 @@ def answer_phrase(candidate: Candidate, question: str) -> tuple[int, int] | None
             + (100 if source else 0)
             + (400 if restated else 0)  # the last resort
             + (100 if title and not quoted else 0)
+            + (50 if names and _ACRONYM.fullmatch(words.strip()) else 0)
         )
 
     return _with_counted_thing(candidate, min(phrases, key=distance), question)

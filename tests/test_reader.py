@@ -202,6 +202,16 @@ def test_a_bare_count_is_shown_with_the_thing_it_counts():
     assert _phrase("The port paid $6.3 million for two boats.", "How much did the port pay?") == "$6.3 million"
 
 
+def test_an_abbreviation_or_a_number_sign_is_seldom_the_name_asked_for():
+    # "TBL" stands nearest the question's words, the team's name farther
+    title = "The Port Ellis Rovers, founded by dock workers, beat the Gulls 3-1 to win the TBL title."
+    assert _phrase(title, "Which team beat the Gulls to win the title?") == "The Port Ellis Rovers"
+    # but an abbreviation alone is still the phrase
+    assert _phrase("The Gulls sold the club to HCFC last week.", "Which group bought the Gulls club?") == "HCFC"
+    # "No. 3" is a number, not a name
+    assert _spans("Ana Ruiz beat No. 7 seed Lena Marsh on Sunday.", "Whom did Ana Ruiz beat?") == ["Lena Marsh"]
+
+
 def test_the_answer_phrase_is_what_the_question_does_not_already_name():
     # the name that restates the question's own is passed over for the new one
     game = "It was a quiet Sunday during the Port Ellis Rovers' 89-81 loss to the Harbour City Gulls."
