@@ -110,7 +110,7 @@ _DATE_SPAN = re.compile(
     rf"\b(?:{_WEEKDAY},?\s+)?{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?\b"
     rf"|\b(?:{_WEEKDAY},?\s+)?\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\b(?:,?\s+\d{{4}})?"
     rf"|\b(?:early |late |mid-?)?{_MONTH}\.?(?:,?\s+(?:1[89]|20)\d{{2}})\b"
-    rf"|\b(?:in |since |by |until )(?:early |late |mid-?)?{_MONTH}\b"
+    rf"|\b(?:in |since |by |until )(?:early |late |mid-?)?{_MONTH}\b(?!\.?,?\s+\d)"  # not "until June 12"
     # a time: "a.m." needs no word boundary after it, for it may end the sentence ("at 6:40 a.m.")
     rf"|\b(?:1[89]|20)\d{{2}}s?\b|\b{_WEEKDAY}\b|\b\d{{1,2}}(?::\d{{2}})?\s?(?:[ap]\.m\.|[ap]m\b)"
     r"|\b(?:yesterday|today|tonight|tomorrow|(?:last|next) (?:week|month|year|night)"

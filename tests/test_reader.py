@@ -76,6 +76,11 @@ def test_answer_spans_are_of_the_asked_kind_and_new_to_the_question():
     assert _spans("The last bus leaves the pier at 11:15 p.m.", "When does the last bus leave?") == ["11:15 p.m."]
     assert _spans("Ana Ruiz flew to the U.S.", "Where did Ana Ruiz fly?") == ["U.S."]  # an abbreviation's stop stays
     assert _spans("Doors open at 9am on weekdays.", "When do the doors open?") == ["9am"]
+    # "until" or "since" and a month: the day or year after it too
+    closed = "When does the pier stay closed?"
+    assert _spans("The pier stays closed until June 12, the port said.", closed) == ["June 12"]
+    assert _spans("The pier has been closed since October 2019.", closed) == ["October 2019"]
+    assert _spans("The pier stays closed until June.", closed) == ["until June"]
     assert "Ana Ruiz" in " ".join(_spans(sentence, "Who is the mayor of the town with the new bridge?"))
     # a count takes its unit along when the question names it
     assert _spans("About 1,200 residents left their homes.", "How many residents left?") == ["1,200 residents"]
