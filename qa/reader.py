@@ -390,7 +390,9 @@ class Candidate:
     features: dict[str, float] = field(default_factory=dict)
     score: float = 0.0  # the order model's: a score difference is the log-odds of being the answering sentence
     evidence: float = 0.0  # the sentence model's: how well it answers, comparable across questions (answerability)
-    phrases: list[tuple[int, int]] = field(default_factory=list)  # answer-kind spans, article offsets
+    # answer-kind spans, article offsets: those the phrase is chosen from (a name may be the sentence's first word
+    # here, never in the features, see `candidates_for`)
+    phrases: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -633,7 +635,6 @@ def candidates_for(generation: SearchIndex, query: Query, hits: list[Hit]) -> li
         article = generation.article(hit.doc_id)
         sentences = generation.sentences(hit.doc_id)
         held = article_terms[hit.doc_id]
-
         agreement = _date_agreement(generation, query, hit)
         passage_coverage = (
             sum(weights[t] for t in held & question_terms) + sum(weights[t] for t in held & context_terms)
@@ -823,7 +824,7 @@ def answer_phrase(candidate: Candidate, question: str) -> tuple[int, int] | None
     where = bool(_WHERE.search(question))
     title = bool(_TITLE_ASKED.search(question))
     given = _names_given(question)
-    names = question_kind(question) == NAME
+    name_asked = question_kind(question) == NAME
     sentence_start = candidate.sentence_start
 
     def distance(span: tuple[int, int]) -> float:
@@ -847,7 +848,7 @@ def answer_phrase(candidate: Candidate, question: str) -> tuple[int, int] | None
             + (100 if source else 0)
             + (400 if restated else 0)  # the last resort
             + (100 if title and not quoted else 0)
-            + (50 if names and _ACRONYM.fullmatch(words.strip()) else 0)
+            + (50 if name_asked and _ACRONYM.fullmatch(words.strip()) else 0)
         )
 
     return _with_counted_thing(candidate, min(phrases, key=distance), question)
