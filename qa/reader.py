@@ -819,7 +819,7 @@ def answer_phrase(candidate: Candidate, question: str) -> tuple[int, int] | None
         if set(tokenize(m.group())) & candidate.terms
     ]
     if not anchors:
-        return _with_counted_thing(candidate, phrases[0], question)
+        return _with_hedge(candidate, _with_counted_thing(candidate, phrases[0], question), question)
 
     where = bool(_WHERE.search(question))
     title = bool(_TITLE_ASKED.search(question))
@@ -851,7 +851,26 @@ def answer_phrase(candidate: Candidate, question: str) -> tuple[int, int] | None
             + (50 if name_asked and _ACRONYM.fullmatch(words.strip()) else 0)
         )
 
-    return _with_counted_thing(candidate, min(phrases, key=distance), question)
+    return _with_hedge(candidate, _with_counted_thing(candidate, min(phrases, key=distance), question), question)
+
+
+# the words that say a figure is not exact, or a bound: "about 300", "more than $6.3 million", "up to 12"
+_HEDGE_BEFORE = re.compile(
+    r"\b(?:about|around|roughly|nearly|almost|approximately|some|over|under|at least|at most|up to|more than|"
+    r"less than|fewer than|an estimated)\s+$",
+    re.I,
+)
+
+
+def _with_hedge(candidate: Candidate, span: tuple[int, int], question: str) -> tuple[int, int]:
+    """A count or amount with the word before it that makes it approximate or a bound ("about 300 people", not
+    "300 people"): the phrase says no more than the quote does. The phrase shown only."""
+    if question_kind(question) not in (NUMBER, AMOUNT):
+        return span
+    start = span[0] - candidate.sentence_start
+    before = max(0, start - 20)
+    hedge = _HEDGE_BEFORE.search(candidate.sentence[before:start])
+    return span if hedge is None else (candidate.sentence_start + before + hedge.start(), span[1])
 
 
 _PLURAL_WORDS = frozenset("people children men women staff police personnel".split())
