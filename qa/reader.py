@@ -260,9 +260,9 @@ def opening_name(sentence: str, article: str) -> str | None:
     """The sentence's first word when it is a name: one the article also writes capitalised after a lower-case
     word or a comma, inside a sentence ("Marlow opened the line ..." and "... and Marlow runs six boats")."""
     first = _OPENING_WORD.match(sentence)
-    if first is None or first.group(1).lower() in STOPWORDS or first.group(1).lower() in _AUXILIARY:
+    word = first.group(1) if first else ""
+    if not word or word.lower() in STOPWORDS or word.lower() in _AUXILIARY:
         return None
-    word = first.group(1)
     at = article.find(" " + word)
     while at > 0:
         end = at + 1 + len(word)
@@ -818,13 +818,10 @@ def answer_phrase(candidate: Candidate, question: str) -> tuple[int, int] | None
         for m in re.finditer(r"\w+", sentence)
         if set(tokenize(m.group())) & candidate.terms
     ]
-    if not anchors:
-        return _with_hedge(candidate, _with_counted_thing(candidate, phrases[0], question), question)
-
+    kind = question_kind(question)
     where = bool(_WHERE.search(question))
     title = bool(_TITLE_ASKED.search(question))
     given = _names_given(question)
-    name_asked = question_kind(question) == NAME
     sentence_start = candidate.sentence_start
 
     def distance(span: tuple[int, int]) -> float:
@@ -848,10 +845,13 @@ def answer_phrase(candidate: Candidate, question: str) -> tuple[int, int] | None
             + (100 if source else 0)
             + (400 if restated else 0)  # the last resort
             + (100 if title and not quoted else 0)
-            + (50 if name_asked and _ACRONYM.fullmatch(words.strip()) else 0)
+            + (50 if kind == NAME and _ACRONYM.fullmatch(words.strip()) else 0)
         )
 
-    return _with_hedge(candidate, _with_counted_thing(candidate, min(phrases, key=distance), question), question)
+    chosen = min(phrases, key=distance) if anchors else phrases[0]
+    if kind in (NUMBER, AMOUNT):
+        chosen = _with_hedge(candidate, _with_counted_thing(candidate, chosen, question))
+    return chosen
 
 
 # the words that say a figure is not exact, or a bound: "about 300", "more than $6.3 million", "up to 12"
@@ -862,11 +862,9 @@ _HEDGE_BEFORE = re.compile(
 )
 
 
-def _with_hedge(candidate: Candidate, span: tuple[int, int], question: str) -> tuple[int, int]:
+def _with_hedge(candidate: Candidate, span: tuple[int, int]) -> tuple[int, int]:
     """A count or amount with the word before it that makes it approximate or a bound ("about 300 people", not
     "300 people"): the phrase says no more than the quote does. The phrase shown only."""
-    if question_kind(question) not in (NUMBER, AMOUNT):
-        return span
     start = span[0] - candidate.sentence_start
     before = max(0, start - 20)
     hedge = _HEDGE_BEFORE.search(candidate.sentence[before:start])
