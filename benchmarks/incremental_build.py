@@ -115,7 +115,7 @@ def seed_scaled_index(source_index: Path, corpus_file: Path, index: Path, scale:
     from qa.backend import StoredPassage, passage_id
     from qa.build import corpus_fingerprint, reader_calibration
     from qa.chunk import ChunkSettings, embed_text
-    from qa.ingest import read_corpus
+    from qa.ingest import INGEST_VERSION, read_corpus
     from qa.types import Sentence
 
     original = store.load_generation(source_index)
@@ -155,7 +155,7 @@ def seed_scaled_index(source_index: Path, corpus_file: Path, index: Path, scale:
     writer.articles = {"seeded": None}
     hashes = {a.doc_id: a.content_hash for a in ingested.articles}
     manifest = {key: original.manifest[key] for key in ("model", "dimension", "normalized", "metric", "chunking")}
-    manifest["reader"] = reader_calibration()
+    manifest["reader"], manifest["ingest"] = reader_calibration(), INGEST_VERSION
     manifest["fingerprint"] = corpus_fingerprint(hashes, ChunkSettings(), original.model_id, manifest["reader"])
     writer.commit(manifest, {}, [], ingested.sources)
 

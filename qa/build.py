@@ -22,7 +22,7 @@ from qa.chunk import DEFAULT_CHUNKING, ChunkSettings, chunk_article, embed_text
 from qa.dedupe import find_duplicates
 from qa.embed import Embedder
 from qa.errors import NothingIndexed
-from qa.ingest import read_corpus
+from qa.ingest import INGEST_VERSION, read_corpus
 from qa.store import EmbeddedBackend
 from qa.types import Article, Sentence, Skipped
 
@@ -112,7 +112,11 @@ def _build(
         else None
     )
     base = (
-        same_layout if same_layout is not None and same_layout.manifest.get("chunking") == settings.as_dict() else None
+        same_layout
+        if same_layout is not None
+        and same_layout.manifest.get("chunking") == settings.as_dict()
+        and same_layout.manifest.get("ingest") == INGEST_VERSION  # articles read as this version reads them
+        else None
     )
     incremental = base is not None
     tell("reading", 0, 0)
@@ -163,6 +167,7 @@ def _build(
         "normalized": True,
         "metric": "inner_product",
         "chunking": settings.as_dict(),
+        "ingest": INGEST_VERSION,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "corpus": str(Path(report.corpus).resolve()),
         "fingerprint": fingerprint,
@@ -271,8 +276,10 @@ def _duplicates(
 
 
 def corpus_fingerprint(hashes: dict[str, str], settings: ChunkSettings, model_id: str, calibration: dict) -> str:
-    """Changes when an article, the chunking, the model or the reader's calibration does."""
-    digest = hashlib.sha256(json.dumps([STORE_VERSION, model_id, settings.as_dict(), calibration]).encode())
+    """Changes when an article, the chunking, how articles are read, the model or the reader's calibration does."""
+    digest = hashlib.sha256(
+        json.dumps([STORE_VERSION, INGEST_VERSION, model_id, settings.as_dict(), calibration]).encode()
+    )
     for doc_id in sorted(hashes):
         digest.update(f"{doc_id}\0{hashes[doc_id]}\n".encode("utf-8", "surrogatepass"))
     return digest.hexdigest()

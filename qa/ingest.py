@@ -28,12 +28,17 @@ SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSON_SUFFIXES | JSONL_SUFFI
 MAX_FILE_BYTES = 20 * 1024 * 1024  # whole-file formats (txt, md, html, json)
 MAX_LINE_BYTES = 5 * 1024 * 1024  # one JSON line
 MAX_ARTICLE_CHARS = 1_000_000
+# How articles are read (titles, dates, what counts as a duplicate): an index built by another version reads its
+# files again on the next build (their passage vectors are reused where the embedded text is the same).
+# 2: a date from the address when the record gives none; a duplicate has the same title and text.
+INGEST_VERSION = 2
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")  # lone halves that JSON escapes can carry: not storable as UTF-8
 _SPACES = re.compile(r"[^\S\n]+")  # whitespace other than newline
 _BLANK_LINES = re.compile(r"\n{3,}")
 _ISO_DATE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})")
+_URL_DATE = re.compile(r"/((?:19|20)\d{2})/(\d{1,2})/(\d{1,2})(?=/|$)")  # "/2024/06/15/": a news address's date
 
 
 @dataclass
@@ -82,6 +87,17 @@ def normalize_date(value: object) -> str | None:
     try:
         return parsedate_to_datetime(value).date().isoformat()
     except (TypeError, ValueError, IndexError):
+        return None
+
+
+def url_date(url: str) -> str | None:
+    """The date a news address holds ("/2024/06/15/"), for a record that gives none."""
+    match = _URL_DATE.search(url)
+    if not match:
+        return None
+    try:
+        return date(*(int(g) for g in match.groups())).isoformat()
+    except ValueError:
         return None
 
 
@@ -135,7 +151,7 @@ def make_article(record: dict, origin: str) -> Article:
         "title": title,
         "text": text,
         "url": url,
-        "publish_date": normalize_date(_first(record, "publish_date", "date", "published")),
+        "publish_date": normalize_date(_first(record, "publish_date", "date", "published")) or url_date(url),
         "authors": authors,
         "source": normalize_title(_as_str(record.get("source"))) or url_host(url),
     }
@@ -186,9 +202,11 @@ def read_corpus(path: str | Path, known: dict[str, SourceFile] | None = None) ->
                 result.skipped.append(item)
                 source.skipped.append((item.origin, item.reason))
                 continue
-            text_key = hashlib.sha256(item.text.encode("utf-8", "surrogatepass")).hexdigest()
+            # the same page twice; pages whose download failed into the same boilerplate under different
+            # headlines stay apart (their titles are all a search can find them by)
+            text_key = hashlib.sha256(f"{item.title}\n{item.text}".encode("utf-8", "surrogatepass")).hexdigest()
             if text_key in seen_text:
-                reason = f"duplicate text of {seen_text[text_key]}"
+                reason = f"duplicate title and text of {seen_text[text_key]}"
             elif item.doc_id in seen_ids:
                 reason = f"duplicate doc_id {item.doc_id}"
             else:

@@ -184,6 +184,22 @@ def test_dense_and_keyword_search_keep_to_a_day_range(tmp_path):
     assert len({p.doc_id for p in generation.passages(generation.keyword_search(["harbour"], 10)[1])}) == 3
 
 
+def test_an_index_of_another_ingest_version_reads_every_file_again_and_embeds_nothing(corpus, tmp_path, monkeypatch):
+    """How articles are read (dates, duplicates) can change between versions: a build over an index of
+    another version reads each file again, however unchanged, and reuses the vectors of unchanged passages."""
+    index = tmp_path / "index"
+    build_index(corpus, index, FakeEmbedder())
+    assert load_generation(index).manifest["ingest"] == qa.ingest.INGEST_VERSION
+    monkeypatch.setattr(qa.build, "INGEST_VERSION", qa.ingest.INGEST_VERSION + 1)
+    reads = Counting(monkeypatch, qa.ingest, "_read_file")
+    embedder = FakeEmbedder()
+    report = build_index(corpus, index, embedder)
+    assert reads.calls == report.files == 5 and report.files_unchanged == 0 and embedder.embedded == []
+    assert load_generation(index).manifest["ingest"] == qa.ingest.INGEST_VERSION + 1
+    report = build_index(corpus, index, FakeEmbedder())  # read as this version reads: nothing read again
+    assert report.up_to_date and reads.calls == 5 and report.files_unchanged == 5
+
+
 def test_the_reader_calibration_is_kept_in_the_manifest_and_a_new_one_needs_no_embedding(corpus, tmp_path, monkeypatch):
     """The abstention threshold and reader weights travel with the index they were fitted for; refitting them
     makes the next build write a generation that carries the new ones, embedding nothing."""

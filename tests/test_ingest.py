@@ -83,7 +83,7 @@ def test_bad_input_is_reported_and_the_rest_indexed(tmp_path, monkeypatch):
     (tmp_path / "lines.jsonl").write_text(
         json.dumps({"title": "ok", "text": "Fine line."}) + "\n{not json\n" + json.dumps({"title": "no text"}) + "\n"
     )
-    (tmp_path / "z_dup.txt").write_text("Other headline\nGood body text.\n")
+    (tmp_path / "z_dup.txt").write_text("Good headline\nGood body text.\n")
     (tmp_path / "image.png").write_bytes(b"\x89PNG")
     monkeypatch.setattr("qa.ingest.MAX_FILE_BYTES", 1000)
     (tmp_path / "huge.txt").write_text("Huge\n" + "word " * 1000)
@@ -96,7 +96,7 @@ def test_bad_input_is_reported_and_the_rest_indexed(tmp_path, monkeypatch):
     assert reasons["headline_only.txt"] == "article has no text"
     assert "malformed JSON" in reasons["lines.jsonl:2"]
     assert reasons["lines.jsonl:3"] == "article has no text"
-    assert reasons["z_dup.txt"].startswith("duplicate text of")
+    assert reasons["z_dup.txt"].startswith("duplicate title and text of")
     assert "unsupported" in reasons["image.png"]
     assert "larger than" in reasons["huge.txt"]
     assert MAX_FILE_BYTES > 1000  # the real cap is untouched
@@ -145,3 +145,31 @@ def test_the_sample_corpus_seed_article_names_its_outlet():
     articles = read_corpus(ROOT / "corpus").articles
     seed = next(a for a in articles if a.title.startswith("Dar, Rubio"))
     assert seed.source == "The Express Tribune" and not seed.text.startswith("Source")
+
+
+def test_pages_that_failed_into_the_same_boilerplate_stay_apart_and_the_same_page_twice_is_one(tmp_path):
+    """A crawl's failed downloads share one boilerplate text under their own headlines: each is kept, so that its
+    headline can still find it; the same headline and text again is a duplicate."""
+    boilerplate = "Please enable scripts to read this page. Video player failed to load."
+    rows = [
+        {"title": "Harbour City Gulls sign a new coach", "text": boilerplate, "url": "https://e.example/1"},
+        {"title": "Port Ellis opens its second ferry pier", "text": boilerplate, "url": "https://e.example/2"},
+        {"title": "Port Ellis opens its second ferry pier", "text": boilerplate, "url": "https://e.example/3"},
+    ]
+    (tmp_path / "crawl.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = read_corpus(tmp_path)
+    assert sorted(a.url for a in result.articles) == ["https://e.example/1", "https://e.example/2"]
+    (skipped,) = result.skipped
+    assert skipped.origin.endswith("crawl.jsonl:3") and skipped.reason.startswith("duplicate title and text of")
+
+
+def test_a_record_without_a_date_takes_the_one_its_address_holds(tmp_path):
+    rows = [
+        {"title": "A", "text": "One.", "url": "https://news.example/2025/06/03/council-vote/index.html"},
+        {"title": "B", "text": "Two.", "url": "https://news.example/2025/06/03/b", "date": "2025-06-05"},
+        {"title": "C", "text": "Three.", "url": "https://news.example/2025/02/30/not-a-day"},
+        {"title": "D", "text": "Four.", "url": "https://news.example/archive/20250603/d"},
+    ]
+    (tmp_path / "dated.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dates = {a.title: a.publish_date for a in read_corpus(tmp_path).articles}
+    assert dates == {"A": "2025-06-03", "B": "2025-06-05", "C": None, "D": None}  # the record's own date first

@@ -104,3 +104,26 @@ def test_a_period_named_with_this_or_that_is_not_a_follow_up():
         assert not is_follow_up(question), question
     for question in ["What did he say about India this week?", "Where did this happen?", "What about the ferry?"]:
         assert is_follow_up(question), question
+
+
+def test_pages_that_failed_into_one_boilerplate_are_each_found_by_their_headline(tmp_path):
+    """Two downloads that failed into the same page text are two articles (not one and a duplicate), and a
+    question about either finds it by its headline."""
+    from tests.conftest import NEWS, fake_index
+
+    boilerplate = "Please enable scripts to read this page. The video player failed to load."
+    generation = fake_index(
+        tmp_path,
+        {
+            **NEWS,
+            "gulls.txt": ("Harbour City Gulls sign Ana Ruiz as head coach", boilerplate),
+            "pier.txt": ("Port Ellis opens a second ferry pier", boilerplate),
+        },
+    )
+    titles = {generation.article(d).title: d for d in generation.doc_ids()}
+    for question, title in (
+        ("Who did the Harbour City Gulls sign as head coach?", "Harbour City Gulls sign Ana Ruiz as head coach"),
+        ("Where did Port Ellis open a second ferry pier?", "Port Ellis opens a second ferry pier"),
+    ):
+        hits = _run(generation, question)
+        assert hits[0].doc_id == titles[title], question
