@@ -170,7 +170,7 @@ def read_corpus(path: str | Path, known: dict[str, SourceFile] | None = None) ->
         raise CorpusNotFound(str(path))
     known = known or {}
     result = IngestResult()
-    seen_text: dict[str, str] = {}
+    seen_pages: dict[str, str] = {}
     seen_ids: set[str] = set()
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if _is_candidate(p, root))
     for file in files:
@@ -187,11 +187,11 @@ def read_corpus(path: str | Path, known: dict[str, SourceFile] | None = None) ->
         if (
             before is not None
             and (before.size, before.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
-            and not any(key in seen_text or doc_id in seen_ids for doc_id, key in before.articles)
+            and not any(key in seen_pages or doc_id in seen_ids for doc_id, key in before.articles)
         ):
             result.kept += [doc_id for doc_id, _ in before.articles]
             result.skipped += [Skipped(*item) for item in before.skipped]
-            seen_text.update((key, doc_id) for doc_id, key in before.articles)
+            seen_pages.update((key, doc_id) for doc_id, key in before.articles)
             seen_ids.update(doc_id for doc_id, _ in before.articles)
             result.sources[origin] = before
             result.files_kept += 1
@@ -204,16 +204,16 @@ def read_corpus(path: str | Path, known: dict[str, SourceFile] | None = None) ->
                 continue
             # the same page twice; pages whose download failed into the same boilerplate under different
             # headlines stay apart (their titles are all a search can find them by)
-            text_key = hashlib.sha256(f"{item.title}\n{item.text}".encode("utf-8", "surrogatepass")).hexdigest()
-            if text_key in seen_text:
-                reason = f"duplicate title and text of {seen_text[text_key]}"
+            page_key = hashlib.sha256(f"{item.title}\n{item.text}".encode("utf-8", "surrogatepass")).hexdigest()
+            if page_key in seen_pages:
+                reason = f"duplicate title and text of {seen_pages[page_key]}"
             elif item.doc_id in seen_ids:
                 reason = f"duplicate doc_id {item.doc_id}"
             else:
-                seen_text[text_key] = item.doc_id
+                seen_pages[page_key] = item.doc_id
                 seen_ids.add(item.doc_id)
                 result.articles.append(item)
-                source.articles.append((item.doc_id, text_key))
+                source.articles.append((item.doc_id, page_key))
                 continue
             result.skipped.append(Skipped(item.origin, reason))
             source.skipped.append((item.origin, reason))

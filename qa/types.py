@@ -118,7 +118,7 @@ class SourceFile:
 
     size: int
     mtime_ns: int
-    articles: list[tuple[str, str]] = field(default_factory=list)  # (doc_id, text key) in file order
+    articles: list[tuple[str, str]] = field(default_factory=list)  # (doc_id, hash of its title and text) in file order
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (origin, reason)
 
     @classmethod
