@@ -42,6 +42,7 @@ from qa.reader import (  # noqa: E402
     candidates_for,
     cosine_gaps,
     feature_rows,
+    readable,
     score_candidates,
     shortlist,
 )
@@ -159,7 +160,8 @@ def gather(index: Path, passages: int) -> tuple[list[Item], object]:
         ]
         ranked = retrieve_many(generation, embedder, queries, 10)
         pools = [
-            candidates_for(generation, query, hits[:passages]) for query, hits in zip(queries, ranked, strict=True)
+            candidates_for(generation, query, readable(hits, passages))
+            for query, hits in zip(queries, ranked, strict=True)
         ]
         add_cosines(embedder, queries, pools)
         items += [Item(dataset, *row) for row in zip(questions, queries, ranked, pools, strict=True)]

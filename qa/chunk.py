@@ -40,7 +40,7 @@ DEFAULT_CHUNKING = ChunkSettings()
 
 def embed_text(title: str, passage_text: str) -> str:
     """What is embedded for a passage: the headline gives every passage its article's subject."""
-    return f"{title}\n{passage_text}" if title else passage_text
+    return f"{title}\n{passage_text}" if title and passage_text else title or passage_text
 
 
 def split_sentences(text: str, doc_id: str = "") -> list[Sentence]:
@@ -67,8 +67,11 @@ def split_sentences(text: str, doc_id: str = "") -> list[Sentence]:
 def chunk_article(
     article: Article, count_tokens: TokenCounter, settings: ChunkSettings = DEFAULT_CHUNKING
 ) -> tuple[list[Passage], list[Sentence]]:
-    """Pack whole sentences into passages that fit the model, overlapping by whole sentences."""
+    """Pack whole sentences into passages that fit the model, overlapping by whole sentences. A page kept without
+    text (`qa.ingest.make_article`) is one empty passage, found by its headline, with no sentence to quote."""
     text = article.text
+    if not text:
+        return [Passage(article.doc_id, 0, 0, "")], []
     sentences = _fit_sentences(split_sentences(text, article.doc_id), text, count_tokens, settings, article)
     if not sentences:
         return [], []

@@ -344,7 +344,8 @@ def _print_answer(answer, generation) -> None:
         for hit in answer.passages[:3]:
             article = generation.article(hit.doc_id)
             outlet = f" — {article.source}" if article.source else ""
-            print(f"    {hit.rank}. {article.title}{outlet} ({hit.doc_id}, chars {hit.start}-{hit.end})")
+            where = f"chars {hit.start}-{hit.end}" if article.text else "headline only, no text"
+            print(f"    {hit.rank}. {article.title}{outlet} ({hit.doc_id}, {where})")
 
 
 def _also_in(answer, doc_id: str, generation) -> str:

@@ -15,6 +15,8 @@ _WORD = re.compile(r"\w+")
 
 def shingles(text: str, size: int = 5) -> set[int]:
     words = _WORD.findall(text.lower())
+    if not words:  # pages without text are no copies of each other
+        return set()
     return {hash(tuple(words[i : i + size])) for i in range(max(1, len(words) - size + 1))}
 
 

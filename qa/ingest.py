@@ -14,7 +14,7 @@ from datetime import date, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import BinaryIO, TypedDict
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from qa.errors import CorpusNotFound
 from qa.types import Article, Skipped, SourceFile
@@ -30,7 +30,8 @@ MAX_LINE_BYTES = 5 * 1024 * 1024  # one JSON line
 MAX_ARTICLE_CHARS = 1_000_000
 # How articles are read (titles, dates, what counts as a duplicate): an index built by another version reads its
 # files again on the next build (their passage vectors are reused where the embedded text is the same).
-# 2: a date from the address when the record gives none; a duplicate has the same title and text.
+# 2: a date from the address when the record gives none; a duplicate has the same title and text; a page
+# without text kept by its headline (or its address's words) when it has a link.
 INGEST_VERSION = 2
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -38,6 +39,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")  # lone halves that JSON escapes can 
 _SPACES = re.compile(r"[^\S\n]+")  # whitespace other than newline
 _BLANK_LINES = re.compile(r"\n{3,}")
 _ISO_DATE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})")
+_PAGE_SUFFIX = re.compile(r"\.(?:s?html?|php|aspx?|jsp)$", re.I)
 _URL_DATE = re.compile(r"/((?:19|20)\d{2})/(\d{1,2})/(\d{1,2})(?=/|$)")  # "/2024/06/15/": a news address's date
 
 
@@ -90,6 +92,22 @@ def normalize_date(value: object) -> str | None:
         return None
 
 
+def url_title(url: str) -> str:
+    """The headline words of a news address, for a page without text or title: the last path segment that reads
+    as words ("/2024/06/15/harbour-ferry-fares/index.html": "Harbour ferry fares"), ids and hashes ("a1b2c3d4")
+    left out; "" when no segment has two words."""
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        return ""
+    for segment in reversed(path.split("/")):
+        words = [w for w in re.split(r"[-_+\s]+", _PAGE_SUFFIX.sub("", unquote(segment))) if w.isalpha() or w.isdigit()]
+        if sum(w.isalpha() and len(w) > 1 for w in words) >= 2:
+            title = " ".join(words)
+            return title[0].upper() + title[1:]
+    return ""
+
+
 def url_date(url: str) -> str | None:
     """The date a news address holds ("/2024/06/15/"), for a record that gives none."""
     match = _URL_DATE.search(url)
@@ -130,14 +148,18 @@ def make_article(record: dict, origin: str) -> Article:
     if not isinstance(record, dict):
         raise BadInput("not a JSON object")
     text = _first(record, "text", "body")
-    if not isinstance(text, str) or not text.strip():
+    if text is not None and not isinstance(text, str):
         raise BadInput("article has no text")
-    if len(text) > MAX_ARTICLE_CHARS:
+    if len(text or "") > MAX_ARTICLE_CHARS:
         raise BadInput(f"article text longer than {MAX_ARTICLE_CHARS} characters")
-    text = normalize_text(text)
-    if not text:
-        raise BadInput("article has no text")
+    text = normalize_text(text or "")
     url = _as_str(record.get("url")).strip()
+    given_title = normalize_title(_as_str(record.get("title")))
+    if not text:
+        # a page that could not be read: kept by its headline when it has a link to read it at, never quoted
+        given_title = given_title or normalize_title(url_title(url))
+        if not (given_title and url.lower().startswith(("http://", "https://"))):
+            raise BadInput("article has no text")
     doc_id = _as_str(_first(record, "doc_id", "id")).strip()
     if not doc_id:
         doc_id = stable_id("url", url) if url else stable_id("file", origin)
@@ -145,7 +167,7 @@ def make_article(record: dict, origin: str) -> Article:
     if not isinstance(authors, list | tuple):  # one name, or a stray number or object
         authors = [authors]
     authors = tuple(a for a in (normalize_title(_as_str(a)) for a in authors) if a)
-    title = normalize_title(_as_str(record.get("title"))) or text.split("\n", 1)[0][:200]
+    title = given_title or text.split("\n", 1)[0][:200]
     fields: _HashedFields = {
         "doc_id": doc_id,
         "title": title,

@@ -537,11 +537,19 @@ class SentenceReader:
 
     def read(self, generation: SearchIndex, queries: Sequence[Query], ranked: Sequence[list[Hit]]) -> list[Reading]:
         model = self.model
-        pools = [candidates_for(generation, q, hits[: model.passages]) for q, hits in zip(queries, ranked, strict=True)]
+        pools = [
+            candidates_for(generation, q, readable(hits, model.passages))
+            for q, hits in zip(queries, ranked, strict=True)
+        ]
         # cheap model first, then the bundled model's cosine for the best `embed_top` of each question, in one call
         shortlists = [shortlist(model, pool) for pool in pools]
         add_cosines(self.embedder, queries, shortlists)
         return [score_candidates(model, query, listed) for query, listed in zip(queries, shortlists, strict=True)]
+
+
+def readable(hits: Sequence[Hit], passages: int) -> list[Hit]:
+    """The first `passages` hits that hold text: a page kept by its headline alone has no sentence to read."""
+    return [hit for hit in hits if hit.end > hit.start][:passages]
 
 
 def shortlist(model: ReaderModel, pool: list[Candidate]) -> list[Candidate]:

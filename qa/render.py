@@ -15,6 +15,7 @@ from qa.service import BuildStatus, IndexSummary
 from qa.types import Answer, Article, Citation, Hit, Sentence
 
 CLOSEST_PASSAGES = 3  # articles shown under a "not found" verdict, one passage each
+NO_TEXT = "Only this page's headline is indexed: its text could not be read. Open its link to check it."
 CLOSEST_CHARS = 220  # ... cut to about two lines, so that the verdict above them stays in view
 CONTEXT_CHARS = 240  # context around a quote when the index has no sentence offsets
 OPEN_PREFIX = "#qa-open/"
@@ -107,7 +108,10 @@ def plain_answer(answer: Answer, generation: SearchIndex) -> str:
         for n, (hit, article) in enumerate(closest, 1):
             title = article.title or article.doc_id
             lines.append(f"{n}. {_source_line(title, article.source, article.publish_date, article.url)}")
-            lines.append(f"   “{_clip(' '.join(article.text[hit.start : hit.end].split()), CLOSEST_CHARS)}”")
+            if article.text:
+                lines.append(f"   “{_clip(' '.join(article.text[hit.start : hit.end].split()), CLOSEST_CHARS)}”")
+            else:
+                lines.append(f"   ({NO_TEXT})")
         return "\n".join(lines)
     body = " ".join(f"“{c.quote}” [{c.n}]" for c in answer.citations)
     if answer.answer_phrase is not None:
@@ -191,10 +195,14 @@ def _render_abstention(answer: Answer, generation: SearchIndex) -> str:
     for hit, article in _closest(answer.passages, generation):
         link = open_link(generation.name, hit.doc_id, hit.start, hit.end)
         excerpt = _clip(" ".join(article.text[hit.start : hit.end].split()), CLOSEST_CHARS)
+        shown = (
+            f'<blockquote class="qa-passage">{text_html(excerpt)}</blockquote>'
+            if article.text
+            else f'<p class="qa-hint">{html.escape(NO_TEXT)} {external_link(article.url)}</p>'
+        )
         items.append(
             f'<li><a class="qa-open" href="{link}">{html.escape(article.title or article.doc_id)}</a>'
-            f' <span class="qa-meta">{_meta(article.source, article.publish_date)}</span>'
-            f'<blockquote class="qa-passage">{text_html(excerpt)}</blockquote></li>'
+            f' <span class="qa-meta">{_meta(article.source, article.publish_date)}</span>{shown}</li>'
         )
     closest = f'<p>Closest passages:</p><ul class="qa-sources">{"".join(items)}</ul>' if items else ""
     return f'<p class="qa-answer qa-notfound">{html.escape(_verdict(answer))}</p>{closest}'
@@ -218,10 +226,14 @@ def render_article(article: Article, start: int, end: int, generation: str) -> s
     byline = f"By {', '.join(article.authors)}" if article.authors else ""
     meta = " · ".join(part for part in (byline, article.source, article.publish_date or "undated") if part)
     url = f'<p class="qa-meta">{external_link(article.url)}</p>' if article.url else ""
+    body = (
+        f'<div class="qa-body">{highlighted(article.text, [(start, end)])}</div>'
+        if article.text
+        else f'<p class="qa-hint">{html.escape(NO_TEXT)}</p>'
+    )
     return (
         f'<article class="qa-article"><h2>{html.escape(article.title or article.doc_id)}</h2>'
-        f'<p class="qa-meta">{html.escape(meta)}</p>{url}'
-        f'<div class="qa-body">{highlighted(article.text, [(start, end)])}</div>'
+        f'<p class="qa-meta">{html.escape(meta)}</p>{url}{body}'
         f'<p class="qa-meta">Article {html.escape(article.doc_id)} in index generation {html.escape(generation)}</p>'
         "</article>"
     )

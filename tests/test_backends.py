@@ -4,6 +4,7 @@ counted from the passage texts), builds against what they must reuse."""
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
@@ -212,6 +213,35 @@ def test_build_stores_passages_under_stable_ids_and_searches_match_the_oracles(m
     starts = [s.start for s in generation.sentences("library")]
     assert len(starts) == 3 and starts == sorted(starts)
     assert generation.newest_date() == date(2025, 3, 18)
+    _check_searches(generation, embedder)
+
+
+def test_a_page_without_text_is_one_empty_passage_found_by_its_headline_and_never_quoted(make_backend, corpus):
+    """A crawled page whose text could not be read is kept by its headline (its link lets the reader check it):
+    one empty passage, no sentence; a question about it finds it and is not answered from it."""
+    from qa.answer import AnswerSettings, ask, ask_many
+    from qa.render import NO_TEXT, plain_answer, render_answer, render_article
+
+    page = {"doc_id": "pier", "title": "Port Ellis opens second ferry pier", "text": "", "url": "https://e.example/p"}
+    (corpus / "pier.json").write_text(json.dumps(page), encoding="utf-8")
+    backend = make_backend()
+    embedder = FakeEmbedder()
+    build_index(corpus, backend, embedder)
+    generation = backend.open(embedder.model_id, embedder.dimension)
+    (passage,) = generation.article_passages("pier")
+    assert (passage.start, passage.end) == (0, 0) and generation.passage_text(passage.passage_id) == ""
+    assert np.allclose(generation.vectors([passage.passage_id])[0], embedder.embed([page["title"]])[0], atol=1e-6)
+    assert generation.sentences("pier") == [] and generation.facts("pier").group == "pier"
+    question = "When did Port Ellis open its second ferry pier?"
+    answer = ask(generation, embedder, question)
+    assert answer.passages[0].doc_id == "pier" and all(c.doc_id != "pier" for c in answer.citations)
+    refused = ask_many(generation, embedder, [question], answering=AnswerSettings(min_answerable=1.0))[0]
+    shown = plain_answer(refused, generation)  # the closest articles under the verdict: the page, with its link
+    assert refused.abstained and NO_TEXT in shown and "https://e.example/p" in shown
+    page = render_answer(refused, generation)
+    assert html.escape(NO_TEXT) in page and 'href="https://e.example/p"' in page
+    viewed = render_article(generation.article("pier"), 0, 0, generation.name)
+    assert html.escape(NO_TEXT) in viewed and "qa-body" not in viewed
     _check_searches(generation, embedder)
 
 

@@ -75,6 +75,13 @@ def test_settings_are_validated():
 
 def test_embed_text_prefixes_the_headline():
     assert embed_text("Title", "Body.") == "Title\nBody."
+    assert embed_text("Title", "") == "Title" and embed_text("", "Body.") == "Body."
+
+
+def test_a_page_without_text_is_one_empty_passage_and_no_sentence():
+    page = make_article({"title": "Harbour ferry fares rise", "text": "", "url": "https://e.example/f"}, "test")
+    passages, sentences = chunk_article(page, COUNT)
+    assert [(p.start, p.end, p.text) for p in passages] == [(0, 0, "")] and sentences == []
 
 
 def test_a_list_item_is_split_into_its_sentences_without_its_marker():

@@ -173,3 +173,22 @@ def test_a_record_without_a_date_takes_the_one_its_address_holds(tmp_path):
     (tmp_path / "dated.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     dates = {a.title: a.publish_date for a in read_corpus(tmp_path).articles}
     assert dates == {"A": "2025-06-03", "B": "2025-06-05", "C": None, "D": None}  # the record's own date first
+
+
+def test_a_page_without_text_is_kept_by_its_headline_when_it_has_a_link(tmp_path):
+    """A crawl's page that could not be read: kept, empty, by its headline or else its address's words, so that
+    a question can still find it and its link; without a link (nothing to check it at) it is skipped as before."""
+    rows = [
+        {"title": "Marlow opens a night market", "text": "", "url": "https://e.example/market"},
+        {"url": "https://e.example/2025/06/03/harbour-ferry-fares-rise/index.html"},
+        {"url": "https://e.example/live/h_8c2f9e3b0a1d"},  # no words in the address: nothing to find it by
+        {"title": "No link here", "text": "  "},
+        {"title": "Not a web link", "url": "ftp://e.example/x"},
+    ]
+    (tmp_path / "crawl.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = read_corpus(tmp_path)
+    pages = {a.title: a for a in result.articles}
+    assert set(pages) == {"Marlow opens a night market", "Harbour ferry fares rise"}
+    assert all(a.text == "" for a in pages.values())
+    assert pages["Harbour ferry fares rise"].publish_date == "2025-06-03"
+    assert sorted(s.reason for s in result.skipped) == ["article has no text"] * 3

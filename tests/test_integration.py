@@ -34,6 +34,9 @@ def test_offsets_are_exact_over_the_whole_evaluation_corpus(eval_dir, product_em
     count = 0
     for article in result.articles:
         passages, sentences = chunk_article(article, product_embedder.count_tokens, settings)
+        if not article.text:  # a page kept by its headline alone: one empty passage, no sentence
+            assert [(p.start, p.end) for p in passages] == [(0, 0)] and not sentences and article.title
+            continue
         starts, ends = {s.start for s in sentences}, {s.end for s in sentences}
         for passage in passages:
             assert article.text[passage.start : passage.end] == passage.text
