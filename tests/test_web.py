@@ -743,3 +743,29 @@ def test_the_api_returns_json_with_named_parameters_and_needs_no_password_when_n
         assert set(turn) == {"answer", "text", "generation", "history"} and "<" not in turn["text"]
         assert turn["generation"] == report["generation"]
         assert NEW_ARTICLE[0] in {app.service.generation.article(p["doc_id"]).title for p in turn["answer"]["passages"]}
+
+
+def test_a_page_kept_by_its_headline_alone_is_shown_inert_with_its_link_and_no_text(tmp_path):
+    """A crawled page without text, its headline and link written to attack the page: listed under the verdict
+    and opened in the viewer as escaped text, its link only as an http(s) link, with the line saying why there
+    is no passage."""
+    from qa.render import NO_TEXT
+
+    page_record = {
+        "doc_id": "pier-page",
+        "title": "<img src=x onerror=alert(1)>Pier fees rise",
+        "url": 'https://e.example/pier"onmouseover="alert(1)',
+        "text": "",
+    }
+    corpus = write_articles(tmp_path / "corpus", NEWS)
+    (corpus / "pier.json").write_text(json.dumps(page_record), encoding="utf-8")
+    build_index(corpus, tmp_path / "index", FakeEmbedder())
+    generation = load_generation(tmp_path / "index")
+    (passage,) = generation.article_passages("pier-page")
+    answer = Answer("q", NOT_FOUND, True, [], [Hit(1, passage.passage_id, "pier-page", 0.3, 0, 0)])
+    for shown in (render_answer(answer, generation), render_article(generation.article("pier-page"), 0, 0, "g")):
+        assert_inert(shown)
+        assert "&lt;img src=x onerror=alert(1)&gt;Pier fees rise" in shown and html.escape(NO_TEXT) in shown
+        links = [attrs["href"] for tag, attrs in tags_in(shown) if tag == "a" and "href" in attrs]
+        assert 'https://e.example/pier"onmouseover="alert(1)' in links
+    generation.close()
