@@ -82,10 +82,7 @@ def normalize_date(value: object) -> str | None:
             return None
     match = _ISO_DATE.search(value)
     if match:
-        try:
-            return date(*(int(g) for g in match.groups())).isoformat()
-        except ValueError:
-            return None
+        return _iso_day(match)
     try:
         return parsedate_to_datetime(value).date().isoformat()
     except (TypeError, ValueError, IndexError):
@@ -111,12 +108,19 @@ def url_title(url: str) -> str:
 def url_date(url: str) -> str | None:
     """The date a news address holds ("/2024/06/15/"), for a record that gives none."""
     match = _URL_DATE.search(url)
-    if not match:
-        return None
+    return _iso_day(match) if match else None
+
+
+def _iso_day(match: re.Match) -> str | None:
+    """Year, month and day matched as three groups, as YYYY-MM-DD; None when no such day exists."""
     try:
         return date(*(int(g) for g in match.groups())).isoformat()
     except ValueError:
         return None
+
+
+def _is_web_link(url: str) -> bool:
+    return url.lower().startswith(("http://", "https://"))
 
 
 def url_host(url: str) -> str:
@@ -158,7 +162,7 @@ def make_article(record: dict, origin: str) -> Article:
     if not text:
         # a page that could not be read: kept by its headline when it has a link to read it at, never quoted
         given_title = given_title or normalize_title(url_title(url))
-        if not (given_title and url.lower().startswith(("http://", "https://"))):
+        if not (given_title and _is_web_link(url)):
             raise BadInput("article has no text")
     doc_id = _as_str(_first(record, "doc_id", "id")).strip()
     if not doc_id:
@@ -371,7 +375,7 @@ def _header_field(line: str) -> tuple[str, object] | None:
         if len(value.split()) > 6:  # "By the time ..." starts a sentence, not a byline
             return None
         return "authors", [a.strip() for a in re.split(r",| and ", value) if a.strip()]
-    if field == "url" and not value.lower().startswith(("http://", "https://")):
+    if field == "url" and not _is_web_link(value):
         return None
     if ":" not in line[: match.end(1) + 2] and field not in ("authors",):
         return None  # "Source" and the like need their colon; "By" and "Published" do not
