@@ -14,7 +14,7 @@ from qa.embed import Embedder, RememberingEmbedder
 from qa.fold import fold_invisible
 from qa.reader import INSTRUCTION, Candidate, Reader, ReaderModel, Reading, SentenceReader, answer_phrase
 from qa.retrieve import DEFAULT_RETRIEVAL, Query, RetrievalSettings, make_query, retrieve_many
-from qa.timeframe import parse_date
+from qa.timeframe import asked_time, mentions_time, parse_date
 from qa.types import Answer, Citation, Hit, Phrase
 
 NOT_FOUND = "The indexed articles do not answer this question."
@@ -30,6 +30,7 @@ class AnswerSettings:
     quotes_per_article: int = 3
     new_terms: bool = True  # a further quote from a quoted article must add a question term or an asked-for phrase
     kind_needed: bool = True  # a question asking for a count, a date ... abstains when the first quote holds none
+    written_after: bool = True  # a question about a time after the first quote's article abstains (_written_before)
     min_answerable: float | None = None  # abstain below this answerability (None: the reader model's)
     min_further: float | None = None  # a further quote's least probability of answering (None: the model's)
 
@@ -173,6 +174,10 @@ def compose_answer(
         or (settings.kind_needed and _kind_missing(reading, query.question))
     ):
         return Answer(query.question, NOT_FOUND, True, [], hits, evidence=reading.answerable)
+    published = _written_before(generation, reading, query.question) if settings.written_after else None
+    if published is not None:
+        said = f"{NOT_FOUND} The closest article was published on {published}, before the time the question asks about."
+        return Answer(query.question, said, True, [], hits, evidence=reading.answerable)
 
     chosen: list[Candidate] = []
     used = 0
@@ -225,6 +230,22 @@ def _kind_missing(reading: Reading, question: str) -> bool:
     for counts as its sentence's first word too ("Portugal opened ..."), which is no name otherwise."""
     first = reading.candidates[0]
     return reading.kind is not None and not first.phrases and answer_phrase(first, question) is None
+
+
+def _written_before(generation: SearchIndex, reading: Reading, question: str) -> str | None:
+    """The question asks what happened at a time after the article of the first quote was published ("Who was
+    indicted in 2023?" and an article of 2022), and the sentence does not speak of that time: the article cannot
+    tell what happened then (a follow-up the corpus does not hold). A question that looks ahead ("where will they
+    play in November?") is not refused so: an earlier article may give a plan or a schedule. Returns the article's
+    date (the verdict says it), else None."""
+    asked = asked_time(question)
+    if asked is None:
+        return None
+    first = reading.candidates[0]
+    published = parse_date(generation.article(first.doc_id).publish_date)
+    if published is None or published >= asked or mentions_time(first.text, asked):
+        return None
+    return published.isoformat()
 
 
 def _phrase(generation: SearchIndex, candidate: Candidate, first: Citation, question: str) -> Phrase | None:

@@ -380,6 +380,39 @@ def test_a_question_whose_asked_kind_the_first_quote_lacks_is_not_answered(bridg
     assert not compose_answer(bridge_index, query, hits, reading, settings).abstained
 
 
+def test_a_question_about_a_time_after_the_first_quotes_article_is_not_answered(tmp_path):
+    ferry = {
+        "charge.txt": (
+            "Ferry operator charged over harbour crash",
+            "Date: 2024-09-10\nProsecutors in Port Ellis charged the ferry operator Marlow with negligence on Monday. "
+            "If convicted, Marlow faces a fine of up to $2 million, the prosecutors said.",
+        ),
+        "trial.txt": (
+            "Harbour crash trial gets a date",
+            "Date: 2024-10-02\nThe court in Port Ellis said the trial of the ferry operator over the crash will open "
+            "in March 2025.",
+        ),
+    }
+    index = fake_index(tmp_path, ferry)
+    settings = AnswerSettings(min_answerable=0.0)  # answerability aside: the dates alone decide here
+    # the articles were written in 2024: they cannot tell what the court did in 2025
+    query, hits, reading = _read(index, "How much was the fine Marlow paid in 2025?")
+    assert index.article(reading.candidates[0].doc_id).title == "Ferry operator charged over harbour crash"
+    answer = compose_answer(index, query, hits, reading, settings)
+    said = f"{NOT_FOUND} The closest article was published on 2024-09-10, before the time the question asks about."
+    assert answer.abstained and not answer.citations and answer.answer == said
+    told = compose_answer(index, query, hits, reading, replace(settings, written_after=False))
+    assert not told.abstained and "$2 million" in told.citations[0].quote
+    # asked without the year, or looking ahead, the same sentence is quoted
+    for question in ("How much was the fine Marlow paid?", "How much could the fine Marlow pays in 2025 be?"):
+        told = compose_answer(index, *_read(index, question), settings)
+        assert not told.abstained and "$2 million" in told.citations[0].quote
+    # a sentence that speaks of the time asked about may answer, though written before it
+    query, hits, reading = _read(index, "In what month of 2025 did the ferry crash trial open?")
+    assert index.article(reading.candidates[0].doc_id).title == "Harbour crash trial gets a date"
+    assert not compose_answer(index, query, hits, reading, settings).abstained
+
+
 def test_a_country_that_opens_the_first_quote_is_the_kind_a_country_question_asks_for(tmp_path):
     rail = {"rail.txt": ("Harbour rail line opens", "Uruguay opened the first harbour rail line on Monday.")}
     index = fake_index(tmp_path, rail)

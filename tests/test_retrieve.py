@@ -5,7 +5,7 @@ import pytest
 
 from qa.keyword import tokenize
 from qa.retrieve import RetrievalSettings, is_follow_up, make_query, retrieve_many
-from qa.timeframe import question_timeframe
+from qa.timeframe import asked_time, mentions_time, question_timeframe
 from tests.conftest import FakeEmbedder
 
 ASKED = date(2025, 7, 16)
@@ -81,6 +81,28 @@ def test_question_timeframes():
     assert question_timeframe("Who won in 2021?", asked, 8).end == date(2021, 12, 31)
     default = question_timeframe("Who won the cup?", asked, 8)
     assert not default.explicit and default.start == date(2022, 7, 12)
+
+
+def test_the_time_a_question_asks_about_by_the_year_it_names():
+    assert asked_time("Who was charged over the ferry crash in 2025?") == date(2025, 1, 1)
+    assert asked_time("What caused the July 2025 harbour fire?") == date(2025, 7, 1)
+    assert asked_time("How much did the Sept. 3, 2025 gala raise?") == date(2025, 9, 3)
+    assert asked_time("How many boats had docked by the end of 2025?") == date(2025, 12, 1)
+    assert asked_time("After the 2023 storm, what did the 2025 report find?") == date(2025, 1, 1)  # the latest
+    # not asked about: a bound, a year inside a number or a decade, a question about what is to come
+    assert asked_time("Before the 2025 final, who won the cup?") is None
+    assert asked_time("Did 2,025 people or $2025 come in the 2020s?") is None
+    assert asked_time("Where will the Gulls play in November 2025?") is None
+    assert asked_time("Who won the cup?") is None
+
+
+def test_a_sentence_speaks_of_a_time_by_its_year_its_month_or_as_the_one_to_come():
+    november = date(2025, 11, 1)
+    assert mentions_time("The match is on Nov. 12 at Port Ellis.", november)
+    assert mentions_time("The final will be played in 2025.", november)
+    assert mentions_time("The line opens later this year, the mayor said.", november)
+    assert not mentions_time("The Gulls announced the match on Tuesday.", november)
+    assert not mentions_time("Officials have not decided on a date.", date(2025, 12, 1))  # "decided" is no "Dec"
 
 
 def test_follow_up_retrieves_as_if_the_subject_were_named(generation):
