@@ -14,7 +14,7 @@ from qa.embed import Embedder, RememberingEmbedder
 from qa.fold import fold_invisible
 from qa.reader import INSTRUCTION, Candidate, Reader, ReaderModel, Reading, SentenceReader, answer_phrase
 from qa.retrieve import DEFAULT_RETRIEVAL, Query, RetrievalSettings, make_query, retrieve_many
-from qa.timeframe import asked_time, mentions_time, parse_date
+from qa.timeframe import asked_since, mentions_time, parse_date
 from qa.types import Answer, Citation, Hit, Phrase
 
 NOT_FOUND = "The indexed articles do not answer this question."
@@ -174,7 +174,7 @@ def compose_answer(
         or (settings.kind_needed and _kind_missing(reading, query.question))
     ):
         return Answer(query.question, NOT_FOUND, True, [], hits, evidence=reading.answerable)
-    published = _written_before(generation, reading, query.question) if settings.written_after else None
+    published = _written_before(generation, reading, query) if settings.written_after else None
     if published is not None:
         said = f"{NOT_FOUND} The closest article was published on {published}, before the time the question asks about."
         return Answer(query.question, said, True, [], hits, evidence=reading.answerable)
@@ -232,13 +232,13 @@ def _kind_missing(reading: Reading, question: str) -> bool:
     return reading.kind is not None and not first.phrases and answer_phrase(first, question) is None
 
 
-def _written_before(generation: SearchIndex, reading: Reading, question: str) -> str | None:
+def _written_before(generation: SearchIndex, reading: Reading, query: Query) -> str | None:
     """The question asks what happened at a time after the article of the first quote was published ("Who was
     indicted in 2023?" and an article of 2022), and the sentence does not speak of that time: the article cannot
     tell what happened then (a follow-up the corpus does not hold). A question that looks ahead ("where will they
     play in November?") is not refused so: an earlier article may give a plan or a schedule. Returns the article's
     date (the verdict says it), else None."""
-    asked = asked_time(question)
+    asked = asked_since(query.question, query.asked_on)
     if asked is None:
         return None
     first = reading.candidates[0]

@@ -123,3 +123,17 @@ def mentions_time(text: str, day: date) -> bool:
         return True
     month = list(_MONTHS)[day.month - 1]
     return re.search(rf"\b(?:{month}|{month[:3]}t?\.?)(?![a-z])", lowered) is not None
+
+
+_VAGUE = re.compile(r"\b(?:recently|recent|latest|newly|just)\b", re.I)
+
+
+def asked_since(question: str, asked_on: date | None) -> date | None:
+    """The first day of the time a question asks about in the past tense: a year it names (`asked_time`), else
+    the period its time words give before the asked-on day ("this week", "yesterday", "in June"); not the vague
+    ones ("recently", "the latest"), which may reach back further than a month."""
+    named = asked_time(question)
+    if named is not None or asked_on is None or _LOOKING_AHEAD.search(question):
+        return named
+    timeframe = question_timeframe(_VAGUE.sub(" ", question), asked_on, 0)
+    return timeframe.start if timeframe.explicit else None

@@ -403,8 +403,15 @@ def test_a_question_about_a_time_after_the_first_quotes_article_is_not_answered(
     assert answer.abstained and not answer.citations and answer.answer == said
     told = compose_answer(index, query, hits, reading, replace(settings, written_after=False))
     assert not told.abstained and "$2 million" in told.citations[0].quote
-    # asked without the year, or looking ahead, the same sentence is quoted
-    for question in ("How much was the fine Marlow paid?", "How much could the fine Marlow pays in 2025 be?"):
+    # so is a time given by time words, before the asked-on day (2025-01-01 here)
+    this_week = compose_answer(index, *_read(index, "How much was the fine Marlow paid this week?"), settings)
+    assert this_week.abstained and this_week.answer == said
+    # asked without a time, looking ahead, or with a vague time word, the same sentence is quoted
+    for question in (
+        "How much was the fine Marlow paid?",
+        "How much could the fine Marlow pays in 2025 be?",
+        "How much was the fine Marlow recently paid?",
+    ):
         told = compose_answer(index, *_read(index, question), settings)
         assert not told.abstained and "$2 million" in told.citations[0].quote
     # a sentence that speaks of the time asked about may answer, though written before it

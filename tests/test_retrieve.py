@@ -5,7 +5,7 @@ import pytest
 
 from qa.keyword import tokenize
 from qa.retrieve import RetrievalSettings, is_follow_up, make_query, retrieve_many
-from qa.timeframe import asked_time, mentions_time, question_timeframe
+from qa.timeframe import asked_since, asked_time, mentions_time, question_timeframe
 from tests.conftest import FakeEmbedder
 
 ASKED = date(2025, 7, 16)
@@ -94,6 +94,18 @@ def test_the_time_a_question_asks_about_by_the_year_it_names():
     assert asked_time("Did 2,025 people or $2025 come in the 2020s?") is None
     assert asked_time("Where will the Gulls play in November 2025?") is None
     assert asked_time("Who won the cup?") is None
+
+
+def test_the_time_a_question_asks_about_by_its_time_words_before_the_asked_on_day():
+    asked = date(2025, 7, 16)
+    assert asked_since("Who won the cup in 2024?", asked) == date(2024, 1, 1)  # a year named comes first
+    assert asked_since("Who won the cup this week?", asked) == date(2025, 7, 8)
+    assert asked_since("What did the mayor say yesterday?", asked) == date(2025, 7, 14)
+    assert asked_since("What did the mayor say in June?", asked) == date(2025, 6, 1)
+    assert asked_since("Who won the cup this week?", None) is None
+    assert asked_since("What did the mayor say recently?", asked) is None  # vague: may reach back further
+    assert asked_since("Who will win the cup this week?", asked) is None  # looks ahead
+    assert asked_since("Who won the cup?", asked) is None
 
 
 def test_a_sentence_speaks_of_a_time_by_its_year_its_month_or_as_the_one_to_come():
