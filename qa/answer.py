@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
 
@@ -18,6 +18,7 @@ from qa.timeframe import asked_since, mentions_time, parse_date
 from qa.types import Answer, Citation, Hit, Phrase
 
 NOT_FOUND = "The indexed articles do not answer this question."
+TOO_OLD = "The closest article was published on {published}, before the time the question asks about."
 _INSTRUCTION = INSTRUCTION  # lines never quoted (the reader skips them)
 
 
@@ -30,7 +31,7 @@ class AnswerSettings:
     quotes_per_article: int = 3
     new_terms: bool = True  # a further quote from a quoted article must add a question term or an asked-for phrase
     kind_needed: bool = True  # a question asking for a count, a date ... abstains when the first quote holds none
-    written_after: bool = True  # a question about a time after the first quote's article abstains (_written_before)
+    written_after: bool = True  # a question about a time after the first quote's article abstains (_of_the_time)
     min_answerable: float | None = None  # abstain below this answerability (None: the reader model's)
     min_further: float | None = None  # a further quote's least probability of answering (None: the model's)
 
@@ -167,17 +168,18 @@ def compose_answer(
         query = make_query(query)
     min_answerable = model.min_answerable if settings.min_answerable is None else settings.min_answerable
     min_further = model.min_further if settings.min_further is None else settings.min_further
-    candidates = reading.candidates
     if (
-        not candidates
+        not reading.candidates
         or reading.answerable < min_answerable
         or (settings.kind_needed and _kind_missing(reading, query.question))
     ):
         return Answer(query.question, NOT_FOUND, True, [], hits, evidence=reading.answerable)
-    published = _written_before(generation, reading, query) if settings.written_after else None
-    if published is not None:
-        said = f"{NOT_FOUND} The closest article was published on {published}, before the time the question asks about."
-        return Answer(query.question, said, True, [], hits, evidence=reading.answerable)
+    if settings.written_after:
+        published, reading = _of_the_time(generation, reading, query)
+        if published is not None:
+            said = f"{NOT_FOUND} {TOO_OLD.format(published=published)}"
+            return Answer(query.question, said, True, [], hits, evidence=reading.answerable)
+    candidates = reading.candidates
 
     chosen: list[Candidate] = []
     used = 0
@@ -232,20 +234,26 @@ def _kind_missing(reading: Reading, question: str) -> bool:
     return reading.kind is not None and not first.phrases and answer_phrase(first, question) is None
 
 
-def _written_before(generation: SearchIndex, reading: Reading, query: Query) -> str | None:
+def _of_the_time(generation: SearchIndex, reading: Reading, query: Query) -> tuple[str | None, Reading]:
     """The question asks what happened at a time after the article of the first quote was published ("Who was
     indicted in 2023?" and an article of 2022), and the sentence does not speak of that time: the article cannot
-    tell what happened then (a follow-up the corpus does not hold). A question that looks ahead ("where will they
-    play in November?") is not refused so: an earlier article may give a plan or a schedule. Returns the article's
-    date (the verdict says it), else None."""
+    tell what happened then (a follow-up the corpus does not hold), so that article's date, for the verdict to
+    say. Otherwise the reading without the sentences of such older articles, which as further quotes would say
+    nothing of the time asked about. A question that looks ahead ("where will they play in November?") is not
+    read so: an earlier article may give a plan or a schedule."""
     asked = asked_since(query.question, query.asked_on)
     if asked is None:
-        return None
+        return None, reading
+    dates = {c.doc_id: parse_date(generation.article(c.doc_id).publish_date) for c in reading.candidates}
+
+    def older(candidate: Candidate) -> bool:
+        published = dates[candidate.doc_id]
+        return published is not None and published < asked and not mentions_time(candidate.text, asked)
+
     first = reading.candidates[0]
-    published = parse_date(generation.article(first.doc_id).publish_date)
-    if published is None or published >= asked or mentions_time(first.text, asked):
-        return None
-    return published.isoformat()
+    if older(first):
+        return str(dates[first.doc_id]), reading
+    return None, replace(reading, candidates=[c for c in reading.candidates if not older(c)])
 
 
 def _phrase(generation: SearchIndex, candidate: Candidate, first: Citation, question: str) -> Phrase | None:

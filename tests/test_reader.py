@@ -420,6 +420,28 @@ def test_a_question_about_a_time_after_the_first_quotes_article_is_not_answered(
     assert not compose_answer(index, query, hits, reading, settings).abstained
 
 
+def test_a_further_quote_from_an_article_older_than_the_time_asked_about_is_left_out(tmp_path):
+    ferry = {
+        "charge.txt": (
+            "Ferry operator charged over harbour crash",
+            "Date: 2024-09-10\nProsecutors in Port Ellis charged the ferry operator Marlow with negligence on Monday. "
+            "If convicted, Marlow faces a fine of up to $2 million, the prosecutors said.",
+        ),
+        "fine.txt": (
+            "Ferry operator fined over harbour crash",
+            "Date: 2024-12-30\nA court in Port Ellis ordered the ferry operator Marlow to pay a fine of $1.5 million "
+            "on Monday.",
+        ),
+    }
+    index = fake_index(tmp_path, ferry)
+    query, hits, reading = _read(index, "How much was the fine Marlow was ordered to pay this week?")  # 2025-01-01
+    settings = AnswerSettings(min_answerable=0.0, min_further=0.0)  # any further quote that adds a term
+    told = compose_answer(index, query, hits, reading, replace(settings, written_after=False))
+    assert [c.publish_date for c in told.citations] == ["2024-12-30", "2024-09-10"]
+    answer = compose_answer(index, query, hits, reading, settings)
+    assert [c.publish_date for c in answer.citations] == ["2024-12-30"] and "$1.5 million" in answer.citations[0].quote
+
+
 def test_a_country_that_opens_the_first_quote_is_the_kind_a_country_question_asks_for(tmp_path):
     rail = {"rail.txt": ("Harbour rail line opens", "Uruguay opened the first harbour rail line on Monday.")}
     index = fake_index(tmp_path, rail)
