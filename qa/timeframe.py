@@ -88,7 +88,7 @@ _LOOKING_AHEAD = re.compile(
 )
 
 
-def month_number(name: str) -> int:
+def _month_number(name: str) -> int:
     """1 to 12 for a month's name or its abbreviation ("Sept.", "dec")."""
     return next(i for m, i in _MONTHS.items() if m.startswith(name.lower().rstrip(".")[:3]))
 
@@ -105,7 +105,7 @@ def asked_time(question: str) -> date | None:
         if _BOUND.search(question[: match.start()]):
             continue
         year = int(match["year"])
-        month = 12 if match["end"] else month_number(match["month"]) if match["month"] else 1
+        month = 12 if match["end"] else _month_number(match["month"]) if match["month"] else 1
         try:
             day = date(year, month, int(match["day"]) if match["day"] else 1)
         except ValueError:
