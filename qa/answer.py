@@ -18,7 +18,8 @@ from qa.timeframe import asked_since, mentions_time, parse_date
 from qa.types import Answer, Citation, Hit, Phrase
 
 NOT_FOUND = "The indexed articles do not answer this question."
-TOO_OLD = "The closest article was published on {published}, before the time the question asks about."
+# The reader's best sentence is from an article older than the time asked about (_of_the_time).
+TOO_OLD = "The closest answer comes from an article published on {published}, before the time the question asks about."
 _INSTRUCTION = INSTRUCTION  # lines never quoted (the reader skips them)
 
 

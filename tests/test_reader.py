@@ -400,7 +400,7 @@ def test_a_question_about_a_time_after_the_first_quotes_article_is_not_answered(
     assert index.article(reading.candidates[0].doc_id).title == "Ferry operator charged over harbour crash"
     answer = compose_answer(index, query, hits, reading, settings)
     said = f"{NOT_FOUND} {TOO_OLD.format(published='2024-09-10')}"
-    assert said.endswith("The closest article was published on 2024-09-10, before the time the question asks about.")
+    assert said.endswith("comes from an article published on 2024-09-10, before the time the question asks about.")
     assert answer.abstained and not answer.citations and answer.answer == said
     told = compose_answer(index, query, hits, reading, replace(settings, written_after=False))
     assert not told.abstained and "$2 million" in told.citations[0].quote
