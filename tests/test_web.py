@@ -17,7 +17,7 @@ import qa.guards
 import qa.page
 import qa.service
 import qa.uploads
-from qa.answer import NOT_FOUND
+from qa.answer import NOT_FOUND, TOO_OLD
 from qa.build import build_index
 from qa.guards import RefuseUploadPaths
 from qa.render import (
@@ -137,6 +137,18 @@ def test_abstention_says_not_found_and_shows_short_passages_one_per_article(gene
     plain = plain_answer(answer, generation)
     assert plain.startswith(f"{NOT_FOUND}\n\nClosest passages:\n1. Museum shows antique typewriters <script>")
     assert "\n2. Hurricane Delta hits the coast — " in plain
+
+
+def test_an_abstention_that_gives_its_reason_shows_it_before_the_closest_passages(generation):
+    storm = next(d for d in generation.doc_ids() if generation.article(d).title == "Hurricane Delta hits the coast")
+    said = f"{NOT_FOUND} {TOO_OLD.format(published='2020-10-09')}"
+    answer = Answer("Who cleared the storm damage in 2021?", said, True, [], [Hit(1, 0, storm, 0.1, 0, 200)])
+    page = render_answer(answer, generation)
+    verdict = re.search(r'<p class="qa-answer qa-notfound">(.*?)</p>', page)
+    assert verdict and html.unescape(verdict.group(1)) == said
+    assert page.index("2020-10-09") < page.index("Closest passages")
+    plain = plain_answer(answer, generation)
+    assert plain.startswith(f"{said}\n\nClosest passages:\n1. Hurricane Delta hits the coast")
 
 
 def test_plain_answer_is_the_phrase_the_quotes_and_the_numbered_sources_without_html(generation):
