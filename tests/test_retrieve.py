@@ -2,6 +2,9 @@ from datetime import date
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 
 from qa.keyword import tokenize
 from qa.retrieve import RetrievalSettings, is_follow_up, make_query, retrieve_many
@@ -106,6 +109,26 @@ def test_the_time_a_question_asks_about_by_its_time_words_before_the_asked_on_da
     assert asked_since("What did the mayor say recently?", asked) is None  # vague: may reach back further
     assert asked_since("Who will win the cup this week?", asked) is None  # looks ahead
     assert asked_since("Who won the cup?", asked) is None
+
+
+@examples(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(
+                ["in", "2024", "May", "Sept.", "3,", "end of", "before", "this week", "Feb", "29,", "2,024"]
+            ),
+            st.text(max_size=6),
+        ),
+        max_size=12,
+    ),
+    st.dates(min_value=date(1901, 1, 1), max_value=date(2099, 12, 31)),
+)
+def test_the_time_a_question_asks_about_is_a_date_or_none_for_any_text(parts, asked):
+    question = " ".join(parts)  # "Feb 29, 2023" and other days that do not exist included
+    for found in (asked_time(question), asked_since(question, asked)):
+        assert found is None or isinstance(found, date)
+    assert isinstance(mentions_time(question, asked), bool)
 
 
 def test_a_sentence_speaks_of_a_time_by_its_year_its_month_or_as_the_one_to_come():
