@@ -20,6 +20,7 @@ import pickle
 import sys
 import time
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -307,7 +308,8 @@ def sample_curve(model: ReaderModel, index: Path):
     generation, embedder = load_generation(index), make_embedder(index_dir=index)
     questions = read_questions(SAMPLE_QUESTIONS)
     day = default_asked_on(generation)
-    queries = [make_query(q.question, (), day, RetrievalSettings(), dated=False) for q in questions]
+    now_known = day == date.today()  # as the web chat asks: no date stated (ask_many)
+    queries = [make_query(q.question, (), day, RetrievalSettings(), False, now_known) for q in questions]
     ranked = retrieve_many(generation, embedder, queries, 10)
     readings = SentenceReader(embedder, model).read(generation, queries, ranked)
 

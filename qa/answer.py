@@ -95,6 +95,7 @@ def ask_many(
     embedder = RememberingEmbedder(embedder)  # a question is embedded once, for retrieval and for the reader
     reader = reader or SentenceReader(embedder, reader_model_for(generation))
     default_day = default_asked_on(generation)
+    today = date.today()
     queries, owners = [], []  # owners[k]: the question query k answers
     for i, question in enumerate(questions):
         question = fold_invisible(question)  # zero-width and other invisible characters split no word
@@ -102,11 +103,12 @@ def ask_many(
         history = [fold_invisible(earlier) for earlier in histories[i]] if histories else ()
         # Without a stated asked-on date only time words in the question (this week, in June) count:
         # "today" says nothing about which period a question on a static corpus is about.
-        query = make_query(question, history, day or default_day, retrieval, dated=day is not None)
+        now_known = day is not None or default_day == today
+        query = make_query(question, history, day or default_day, retrieval, day is not None, now_known)
         queries.append(query)
         owners.append(i)
         if query.text != question:  # read as a follow-up: also asked alone, the better supported answer wins
-            queries.append(make_query(question, (), day or default_day, retrieval, dated=day is not None))
+            queries.append(make_query(question, (), day or default_day, retrieval, day is not None, now_known))
             owners.append(i)
     ranked = retrieve_many(generation, embedder, queries, max(top_k, 10), retrieval)
     readings = reader.read(generation, queries, ranked)
@@ -242,7 +244,9 @@ def _of_the_time(generation: SearchIndex, reading: Reading, query: Query) -> tup
     say. Otherwise the reading without the sentences of such older articles, which as further quotes would say
     nothing of the time asked about. A question that looks ahead ("where will they play in November?") is not
     read so: an earlier article may give a plan or a schedule."""
-    asked = asked_since(query.question, query.asked_on)
+    # time words ("this week") only against the day of asking: a corpus that ended earlier has no "this week"
+    # its reader knows of, though retrieval prefers its last days for them
+    asked = asked_since(query.question, query.asked_on if query.now_known else None)
     if asked is None:
         return None, reading
     dates = {c.doc_id: parse_date(generation.article(c.doc_id).publish_date) for c in reading.candidates}

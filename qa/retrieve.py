@@ -54,6 +54,8 @@ class Query:
     text: str
     asked_on: date | None
     timeframe: Timeframe | None
+    # asked_on is the day of asking (stated, or today), not a static corpus's newest date standing in for it
+    now_known: bool = True
 
 
 def make_query(
@@ -62,15 +64,18 @@ def make_query(
     asked_on: date | None = None,
     settings: RetrievalSettings = DEFAULT_RETRIEVAL,
     dated: bool = True,
+    now_known: bool = True,
 ) -> Query:
-    """`dated`: the asked-on date was stated, so a question without time words is about the days before it."""
+    """`dated`: the asked-on date was stated, so a question without time words is about the days before it;
+    `now_known`: it is the day of asking (stated, or today), not the newest article's date of a corpus that ended
+    earlier, which retrieval reads time words against but which the asker may not know."""
     text = question
     if history and is_follow_up(question):
         text = f"{history[-1]} {question}"
     timeframe = question_timeframe(question, asked_on, settings.default_days) if asked_on else None
     if timeframe is not None and not timeframe.explicit and not dated:
         timeframe = None
-    return Query(question, text, asked_on, timeframe)
+    return Query(question, text, asked_on, timeframe, now_known)
 
 
 _TIME_PHRASE = re.compile(

@@ -9,7 +9,7 @@ from datetime import date
 import numpy as np
 import pytest
 
-from qa.answer import NOT_FOUND, TOO_OLD, AnswerSettings, ask, compose_answer, verify_phrase
+from qa.answer import NOT_FOUND, TOO_OLD, AnswerSettings, ask, ask_many, compose_answer, verify_phrase
 from qa.keyword import tokenize
 from qa.reader import (
     AMOUNT,
@@ -407,6 +407,14 @@ def test_a_question_about_a_time_after_the_first_quotes_article_is_not_answered(
     # so is a time given by time words, before the asked-on day (2025-01-01 here)
     this_week = compose_answer(index, *_read(index, "How much was the fine Marlow paid this week?"), settings)
     assert this_week.abstained and this_week.answer == said
+    # asked in the chat, without a date, of a corpus that ended before today: its last days stand in for "this
+    # week" in retrieval, but the asker may not know them, so time words refuse nothing (a named year still does)
+    week, year = "How much was the fine Marlow paid this week?", "How much was the fine Marlow paid in 2025?"
+    chat = ask_many(index, FakeEmbedder(), [week, year], answering=settings)
+    assert not chat[0].abstained and "$2 million" in chat[0].citations[0].quote
+    assert chat[1].abstained and chat[1].answer == said
+    dated = ask_many(index, FakeEmbedder(), [week], asked_on=["2025-01-01"], answering=settings)[0]
+    assert dated.abstained and dated.answer == said
     # asked without a time, looking ahead, or with a vague time word, the same sentence is quoted
     for question in (
         "How much was the fine Marlow paid?",
