@@ -380,13 +380,17 @@ def test_a_question_whose_asked_kind_the_first_quote_lacks_is_not_answered(bridg
     assert not compose_answer(bridge_index, query, hits, reading, settings).abstained
 
 
+# a story of 2024 that the time tests ask about as of later: what the court did in 2025 it cannot tell
+CHARGED = (
+    "Ferry operator charged over harbour crash",
+    "Date: 2024-09-10\nProsecutors in Port Ellis charged the ferry operator Marlow with negligence on Monday. "
+    "If convicted, Marlow faces a fine of up to $2 million, the prosecutors said.",
+)
+
+
 def test_a_question_about_a_time_after_the_first_quotes_article_is_not_answered(tmp_path):
     ferry = {
-        "charge.txt": (
-            "Ferry operator charged over harbour crash",
-            "Date: 2024-09-10\nProsecutors in Port Ellis charged the ferry operator Marlow with negligence on Monday. "
-            "If convicted, Marlow faces a fine of up to $2 million, the prosecutors said.",
-        ),
+        "charge.txt": CHARGED,
         "trial.txt": (
             "Harbour crash trial gets a date",
             "Date: 2024-10-02\nThe court in Port Ellis said the trial of the ferry operator over the crash will open "
@@ -431,11 +435,7 @@ def test_a_question_about_a_time_after_the_first_quotes_article_is_not_answered(
 
 def test_a_further_quote_from_an_article_older_than_the_time_asked_about_is_left_out(tmp_path):
     ferry = {
-        "charge.txt": (
-            "Ferry operator charged over harbour crash",
-            "Date: 2024-09-10\nProsecutors in Port Ellis charged the ferry operator Marlow with negligence on Monday. "
-            "If convicted, Marlow faces a fine of up to $2 million, the prosecutors said.",
-        ),
+        "charge.txt": CHARGED,
         "fine.txt": (
             "Ferry operator fined over harbour crash",
             "Date: 2024-12-30\nA court in Port Ellis ordered the ferry operator Marlow to pay a fine of $1.5 million "
