@@ -776,3 +776,12 @@ def test_wrong_admin_passwords_are_limited_per_client_and_logged_in_one_line(new
     lines = [r.getMessage() for r in caplog.records if "wrong admin password" in r.getMessage()]
     assert len(lines) == qa.service.ADMIN_ATTEMPTS + 1 and "127.0.0.7 (5 in the last 60 s)" in lines[4]
     assert "Traceback" not in capfd.readouterr().err
+
+
+# any text, and text dense in format characters (zero-width space, soft hyphen, BOM, bidi override) and others
+@given(st.text(st.characters(codec="utf-8"), max_size=80) | st.text("a\u200b\u00ad\ufeff\u202e“ｆ", max_size=20))
+def test_invisible_characters_are_folded_out_of_any_text_exactly_as_unicode_defines_them(text):
+    from qa.fold import fold_invisible
+
+    nfkc = unicodedata.normalize("NFKC", text)
+    assert fold_invisible(text) == "".join(c for c in nfkc if unicodedata.category(c) != "Cf")
