@@ -3,7 +3,8 @@ and through the web app's HTTP interface, side by side.
 
 Usage: python benchmarks/answer_latency.py --index /tmp/idx_int8 [--repeat 1] [--no-http]
 Asks the 110 development questions of ../shared/eval/realtimeqa/dev.jsonl one at a time after a warm-up of
-10, with the embedder the index was built with, and prints p50/p95/max in milliseconds plus load times.
+10, with the embedder the index was built with and the place names loaded first (as the web app's warm-up
+does), and prints p50/p95/max in milliseconds plus load times.
 In-process it is timed twice: with each question's asked-on date (as `qa eval` does) and without (as the
 web chat asks). Then, unless --no-http, it starts app.py on a free loopback port and asks the same questions
 over HTTP (`/gradio_api/call/ask`, one client, one question at a time), and prints the overhead of the web
@@ -57,6 +58,7 @@ def main() -> None:
     from qa.answer import ask
     from qa.embedders import make_embedder
     from qa.evaluate import read_questions
+    from qa.places import load_places
     from qa.store import load_generation
 
     imported = time.perf_counter()
@@ -65,6 +67,8 @@ def main() -> None:
     embedder = make_embedder(index_dir=args.index)
     embedder.embed(["warm up"])
     warmed = time.perf_counter()
+    load_places()  # the web app loads them while it starts (`ChatService.warm_up`), not at a question
+    placed = time.perf_counter()
     questions = read_questions(EVAL / "dev.jsonl")
     for q in questions[:10]:
         ask(generation, embedder, q.question, asked_on=q.question_date)
@@ -80,7 +84,8 @@ def main() -> None:
         f"embedder {embedder.model_id}"
     )
     print(
-        f"import {imported - started:.2f} s, index load {loaded - imported:.2f} s, model load {warmed - loaded:.2f} s"
+        f"import {imported - started:.2f} s, index load {loaded - imported:.2f} s, model load {warmed - loaded:.2f} s, "
+        f"place names {placed - warmed:.2f} s"
     )
     print(f"in-process, asked-on dates: {summary(dated)} ms")
     print(f"in-process, no dates:       {summary(undated)} ms")
