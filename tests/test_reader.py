@@ -8,6 +8,8 @@ from datetime import date
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from qa.answer import NOT_FOUND, TOO_OLD, AnswerSettings, ask, ask_many, compose_answer, verify_phrase
 from qa.keyword import tokenize
@@ -605,3 +607,16 @@ def test_a_reader_fitted_for_another_model_says_so_once(caplog, monkeypatch):
         SentenceReader(OtherModel())
     warnings = [r.getMessage() for r in caplog.records if "fitted for" in r.getMessage()]
     assert len(warnings) == 1 and "not some-other-model" in warnings[0]
+
+
+_NAME_WORDS = ["Ana", "Ruiz", "Port", "Ellis", "Sunday", "June", "Sept.", "of", "the", "and", "on", "said", "“Harbour”"]
+
+
+@given(st.lists(st.sampled_from(_NAME_WORDS) | st.sampled_from([",", ".", "\u00a0", "  "]), max_size=14))
+def test_a_sentence_s_name_runs_are_trimmed_of_weekdays_and_months_as_by_the_full_reading(words):
+    """The remembered name runs of a sentence skip the trimming when neither end is a weekday or month: the same
+    spans as trimming every run."""
+    from qa.reader import _NAME_SPAN, _name_spans, _without_calendar_words
+
+    text = " ".join(words)
+    assert _name_spans(text) == tuple(_without_calendar_words(text, *m.span()) for m in _NAME_SPAN.finditer(text))
