@@ -187,6 +187,11 @@ _SAYS_AFTER = re.compile(r"[”\"’']?,?\s+(said|says|told|wrote|added)\b", re.
 _ACCORDING_BEFORE = re.compile(r"\baccording to\s+(the\s+)?$", re.I)
 # not "to": "a loss to the Gulls", "up to $8,000"
 _PLACE_BEFORE = re.compile(r"\b(in|at|on|near|from|across|outside|inside)\s+(the\s+)?$", re.I)
+# the question asks for a person or organisation ("Who ...", "..., who ...", "by whom ...")
+_PERSON_ASKED = re.compile(
+    r"^\W*(?:who|whom|whose)\b|[,;:]\s*(?:who|whom|whose)\b|\b(?:by|to|with|for|from) whom\b", re.I
+)
+_IN_PLACE = re.compile(r"\b(?:in|near)\s+$", re.I)  # "riders in Port Ellis"; not "in the Harbour Council"
 
 
 def question_kind(question: str) -> str | None:
@@ -235,6 +240,8 @@ def answer_spans(text: str, kind: str | None, question: str, opens_with_name: bo
             )
             and not (heading and e <= heading.end())
             and not _NUMBER_SIGN.match(text, s)  # "No. 7 seed"
+            # "who" asks for a person or an organisation: "riders in Port Ellis" names a place
+            and not (_PERSON_ASKED.search(question) and _IN_PLACE.search(text, max(0, s - 8), s))
         ]
     subject = _names_given(question)
     spans = []

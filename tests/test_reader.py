@@ -144,6 +144,18 @@ def test_a_name_is_not_a_weekday_a_month_or_the_dateline():
     assert _spans("(Harbour News) Mayor Ana Ruiz opened the bridge.", opener) == ["Mayor Ana Ruiz"]
 
 
+def test_a_who_question_is_not_answered_by_a_place_a_sentence_names_after_in():
+    riders = "Ferry riders in Port Ellis will pay less from May, said Ana Ruiz."
+    assert _spans(riders, "Who announced the lower fares?") == ["Ana Ruiz"]
+    assert _spans(riders, "By the way, who announced the lower fares?") == ["Ana Ruiz"]
+    assert _spans("Ferry riders in Port Ellis will pay less from May.", "Who will run the ferry?") == []
+    assert _spans("A shop near Harbour Square will sell the tickets.", "Who will sell the tickets?") == []
+    # a place is what "which town" and "where" ask for; and an organisation after "in the" stays a name
+    assert "Port Ellis" in _spans(riders, "Which town will get lower fares?")
+    assert "Port Ellis" in _spans(riders, "Where will fares fall?")
+    assert _spans("The vote in the Harbour Council was close.", "Who held the vote?") == ["Harbour Council"]
+
+
 def test_the_answer_phrase_is_not_the_source_a_sentence_quotes(monkeypatch):
     import qa.reader
 
