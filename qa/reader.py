@@ -126,7 +126,8 @@ _NUMBER_WORDS = (
 _CURRENCY = r"(?:dollars?|euros?|pounds?|yuan|yen|rupees?|pesos?|cents?|francs?|won|rubles?|roubles?)"
 _NUMBER_SPAN = re.compile(
     rf"(?:[$€£¥]|US\$|Rs\.?\s?|\b(?-i:[A-Z]{{1,4}})-)?(?!\d[\d,]*(?:st|nd|rd|th)\b)\d[\d,]*(?:\.\d+)?(?:\s?-\s?\d[\d,]*(?:\.\d+)?)?(?:\s?{_SCALE}\b|%)?"
-    rf"(?:\s{_CURRENCY}\b)?|\b{_NUMBER_WORDS}(?:[\s-]+{_NUMBER_WORDS})*(?:\s{_SCALE}\b)?(?:\s{_CURRENCY}\b)?",
+    # a number word is a whole word: not the "four" of "fourth", the "Ten" of "Tenby" or the "half" of "halftime"
+    rf"(?:\s{_CURRENCY}\b)?|\b{_NUMBER_WORDS}\b(?:[\s-]+{_NUMBER_WORDS}\b)*(?:\s{_SCALE}\b)?(?:\s{_CURRENCY}\b)?",
     re.I,
 )
 # what makes a number an amount ("how much"): money, a share, or a scale

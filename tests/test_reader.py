@@ -88,6 +88,10 @@ def test_answer_spans_are_of_the_asked_kind_and_new_to_the_question():
     assert _spans("About 1,200 residents left their homes.", "How many residents left?") == ["1,200 residents"]
     # an ordinal counts nothing
     assert _spans("At her 21st party, 300 guests came.", "How many guests were at the party?") == ["300 guests"]
+    # a number word is a whole word: not the "four" of "fourth", the "Ten" of "Tenby", the "half" of "halftime"
+    boats = "How many boats raced?"
+    assert _spans("In the fourth race the Tenby crew led at halftime.", boats) == []
+    assert _spans("Her seventh album has twenty-five songs and a dozen remixes.", boats) == ["twenty-five", "a dozen"]
     # what the question already says is not an answer
     assert _spans("Ana Ruiz opened the bridge.", "Who is Ana Ruiz?") == []
     assert _spans("The bridge opened in 2024.", "Why did the bridge open?") == []
