@@ -227,6 +227,7 @@ def answer_spans(text: str, kind: str | None, question: str, opens_with_name: bo
         found = [m.span(2) for m in _REASON.finditer(text)]
     else:
         heading = _HEADING.match(text)  # "PORT ELLIS (Agency) —": where and by whom, not what was asked
+        person = _PERSON_ASKED.search(question) is not None
         found = [
             (s, e)
             for s, e in _name_spans(text)
@@ -242,7 +243,7 @@ def answer_spans(text: str, kind: str | None, question: str, opens_with_name: bo
             and not (heading and e <= heading.end())
             and not _NUMBER_SIGN.match(text, s)  # "No. 7 seed"
             # "who" asks for a person or an organisation: "riders in Port Ellis" names a place
-            and not (_PERSON_ASKED.search(question) and _IN_PLACE.search(text, max(0, s - 8), s))
+            and not (person and _IN_PLACE.search(text, max(0, s - 8), s))
         ]
     subject = _names_given(question)
     spans = []
@@ -842,7 +843,7 @@ def _with_neighbour(
 def _places(text: str, question: str, place: str) -> list[tuple[int, int]]:
     """The country (or city) names of a sentence that the question does not give, its first word too ("Portugal
     has ...": the first word is no name for `answer_spans`, which cannot tell)."""
-    asked = _words(question)
+    asked = _question_words(question)
     spans = []
     for found in _NAME_SPAN.finditer(text):
         start, end = _trim(text, *found.span())
