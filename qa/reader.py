@@ -148,6 +148,7 @@ _COUNT_ASKED = re.compile(r"\bhow many\b", re.I)
 _SHARE = re.compile(r"%|\bper ?cent", re.I)
 _AGE_ASKED = re.compile(r"\bhow old\b|\bage\b|\baged\b", re.I)
 _JOINER = r"(?:of|the|de|da|del|van|von|al|bin|for|and|on|in)"  # a small word inside a name ("Bank of the West")
+_OPENING_QUOTES, _CLOSING_QUOTES = "“\"‘'", "”\"’'"
 _NAME_SPAN = re.compile(rf"(?:[“\"‘'])?\b[A-Z][\w’'.&-]*(?:\s+(?:{_JOINER}\s+){{0,2}}[A-Z][\w’'.&-]*)*" r"(?:[”\"’'])?")
 
 
@@ -385,6 +386,13 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     # the sentence's full stop, not an abbreviation's ("U.S.", "6 p.m.")
     while end > start and text[end - 1] in " \t,." and not re.search(r"\b(?:[A-Za-z]\.){2,}$", text[start:end]):
         end -= 1
+    # a quotation mark at one end only is the quoted passage's, not the name's: “Harbour Lights: The Return,” and
+    # "Ana from Tenby," give “Harbour Lights and "Ana, shown as Harbour Lights and Ana
+    if end - start > 1 and (text[start] in _OPENING_QUOTES) != (text[end - 1] in _CLOSING_QUOTES):
+        if text[start] in _OPENING_QUOTES:
+            start += 1
+        else:
+            end -= 1
     return start, end
 
 
@@ -889,7 +897,8 @@ def answer_phrase(candidate: Candidate, question: str) -> tuple[int, int] | None
         # half of it names the question gives ("Port Ellis Rovers'" for "which team beat Port Ellis?"): a restatement
         capitalised = [w.lower() for w in re.findall(r"\b[A-Z]\w*", words)]
         restated = 2 * sum(w in given for w in capitalised) >= len(capitalised) > 0
-        quoted = words[:1] in "“\"‘'" if words else False
+        # a title in quotation marks, or the part of one before its colon ("“Harbour Lights: The Return”")
+        quoted = bool(words) and (words[0] in _OPENING_QUOTES or sentence[start - 1 : start] in _OPENING_QUOTES)
         return (
             near
             + (0 if place == where else 200)

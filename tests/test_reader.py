@@ -271,6 +271,21 @@ def test_the_answer_phrase_is_what_the_question_does_not_already_name():
     assert _phrase(grants, "How much in repair grants can boat owners claim?") == "up to $8,000"
 
 
+def test_a_quotation_mark_at_one_end_of_a_name_is_left_out_of_its_phrase():
+    # the quoted passage goes on past the name: its opening mark is not the name's
+    caller = 'Caller "Ana from Tenby" told the show how the Gulls lost.'
+    assert _phrase(caller, "Who told the show how the Gulls lost?") == "Ana"
+    # a title up to its colon is still a quoted title, shown without the mark
+    premiere = "Fans queued for “Harbour Lights: The Return,” which opened on Friday."
+    assert _phrase(premiere, "Which film did fans queue for?") == "Harbour Lights"
+    # a possessive's apostrophe is no closing mark
+    coach = "The Harbour City Gulls' coach, Ana Ruiz, left."
+    assert _phrase(coach, "Who coached the team?") == "The Harbour City Gulls"
+    # a name quoted whole keeps both marks
+    call = 'The show took a call from "Ana in Tenby" about the Gulls.'
+    assert _phrase(call, "Who called the show about the Gulls?") == '"Ana in Tenby"'
+
+
 def test_the_reader_model_round_trips_through_its_file(tmp_path):
     weights = Logistic(CHEAP, (0.5,) * len(CHEAP), (2.0,) * len(CHEAP), tuple(range(len(CHEAP))), -1.0)
     full = Logistic(FEATURES, (0.0,) * len(FEATURES), (1.0,) * len(FEATURES), (0.1,) * len(FEATURES), 0.2)
