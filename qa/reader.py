@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -231,15 +231,15 @@ def answer_spans(text: str, kind: str | None, question: str, opens_with_name: bo
         person = _PERSON_ASKED.search(question) is not None
         found = [
             (s, e)
-            for s, e in _name_spans(text)
+            for s, e, opens in _name_spans(text)
             if s < e
             # a sentence's first word, unless quoted whole (a title: "“Harbour” won ...", not "“The island ...") or
             # known to be a name
             and not (
-                s == 0
+                opens
                 and " " not in text[s:e]
                 and not (text[s] in "“\"‘'" and text[e - 1] in "”\"’'")
-                and not opens_with_name
+                and not (s == 0 and opens_with_name)
             )
             and not (heading and e <= heading.end())
             and not _NUMBER_SIGN.match(text, s)  # "No. 7 seed"
@@ -286,16 +286,41 @@ def opening_name(sentence: str, article: str) -> str | None:
 # 10 to 14 ms a question, a quarter of an answer's time; about a fifth less with these remembered).
 
 
-@lru_cache(maxsize=8192)
-def _name_spans(text: str) -> tuple[tuple[int, int], ...]:
-    """The capitalised runs of a sentence without the weekdays and months at their ends (some empty)."""
-    spans = []
+# the words a full stop ends inside a name, not its sentence: titles, "St. Louis", AP style's state names ...
+_ABBREVIATIONS = frozenset(
+    "Mr Mrs Ms Dr Prof Gov Govs Sen Sens Rep Reps Lt Gen Col Capt Sgt Cmdr Adm Maj Rev Hon Pres Atty Supt St Mt Ft "
+    "Jr Sr Bros Ave Blvd Rd Inc Co Corp Ltd Dept Univ No Ala Ariz Ark Calif Colo Conn Del Fla Ga Ill Ind Kan Ky La "
+    "Md Mass Mich Minn Miss Mo Mont Neb Nev Okla Ore Pa Tenn Vt Va Wash Wis Wyo".split()
+)
+_FULL_STOP = re.compile(r"([\w’'&-]+)\.\s+")
+
+
+def _name_runs(text: str) -> Iterator[tuple[int, int, bool]]:
+    """The capitalised runs of a sentence, each with whether it opens a sentence, cut where a full stop that
+    ends no abbreviation ends a sentence inside a run (a quote of two: "... Harbour Lights. And we ..."; not
+    "Gov. Ana Ruiz" or "U.S. Senate")."""
     for m in _NAME_SPAN.finditer(text):
-        words = m.group().split()  # a run starts and ends with a word: most hold no weekday or month at either end
+        start = m.start()
+        for stop in _FULL_STOP.finditer(text, m.start(), m.end()):
+            word = stop.group(1)
+            if len(word) > 1 and word not in _ABBREVIATIONS:
+                yield start, stop.end(1), start == 0 or start > m.start()
+                start = stop.end()
+        yield start, m.end(), start == 0 or start > m.start()
+
+
+@lru_cache(maxsize=8192)
+def _name_spans(text: str) -> tuple[tuple[int, int, bool], ...]:
+    """The capitalised runs of a sentence without the weekdays and months at their ends (some empty), each with
+    whether it opens a sentence (as found, before those words are left out)."""
+    spans = []
+    for start, end, opens in _name_runs(text):
+        words = text[start:end].split()  # starting and ending with a word: most hold no weekday or month at either
         if _CALENDAR_WORD.fullmatch(words[0].strip("“\"‘'")) or _CALENDAR_WORD.fullmatch(words[-1].strip("”\"’',.")):
-            spans.append(_without_calendar_words(text, *m.span()))
+            trimmed = _without_calendar_words(text, start, end)
+            spans.append((*trimmed, opens and trimmed[0] == start))
         else:
-            spans.append(m.span())
+            spans.append((start, end, opens))
     return tuple(spans)
 
 
@@ -853,8 +878,8 @@ def _places(text: str, question: str, place: str) -> list[tuple[int, int]]:
     has ...": the first word is no name for `answer_spans`, which cannot tell)."""
     asked = _question_words(question)
     spans = []
-    for found in _NAME_SPAN.finditer(text):
-        start, end = _trim(text, *found.span())
+    for run_start, run_end, _ in _name_runs(text):
+        start, end = _trim(text, run_start, run_end)
         if start < end and is_place(text[start:end], place) and not _words(text[start:end]) <= asked:
             spans.append((start, end))
     return spans

@@ -286,6 +286,16 @@ def test_a_quotation_mark_at_one_end_of_a_name_is_left_out_of_its_phrase():
     assert _phrase(call, "Who called the show about the Gulls?") == '"Ana in Tenby"'
 
 
+def test_a_name_ends_where_a_sentence_inside_the_quote_ends():
+    # a quote of two sentences is one candidate: the name stops at the first one's full stop, and the next
+    # sentence's first word is no name
+    sold = '"We sold the ferry to Harbour Lines. And the town got a new one," the mayor said.'
+    assert _spans(sold, "Which company bought the ferry?") == ["Harbour Lines"]
+    # an abbreviation's full stop is inside the name
+    signed = "Gov. Ana Ruiz signed the bill in St. Louis."
+    assert _spans(signed, "Which official signed the bill?") == ["Gov. Ana Ruiz", "St. Louis"]
+
+
 def test_the_reader_model_round_trips_through_its_file(tmp_path):
     weights = Logistic(CHEAP, (0.5,) * len(CHEAP), (2.0,) * len(CHEAP), tuple(range(len(CHEAP))), -1.0)
     full = Logistic(FEATURES, (0.0,) * len(FEATURES), (1.0,) * len(FEATURES), (0.1,) * len(FEATURES), 0.2)
@@ -647,7 +657,12 @@ _NAME_WORDS = ["Ana", "Ruiz", "Port", "Ellis", "Sunday", "June", "Sept.", "of", 
 def test_a_sentence_s_name_runs_are_trimmed_of_weekdays_and_months_as_by_the_full_reading(words):
     """The remembered name runs of a sentence skip the trimming when neither end is a weekday or month: the same
     spans as trimming every run."""
-    from qa.reader import _NAME_SPAN, _name_spans, _without_calendar_words
+    from qa.reader import _name_runs, _name_spans, _without_calendar_words
 
     text = " ".join(words)
-    assert _name_spans(text) == tuple(_without_calendar_words(text, *m.span()) for m in _NAME_SPAN.finditer(text))
+    runs = list(_name_runs(text))
+    assert [(s, e) for s, e, _ in _name_spans(text)] == [_without_calendar_words(text, s, e) for s, e, _ in runs]
+    # a run opens its sentence as found; trimmed of a weekday or month at its start, it no longer does
+    assert [opens for *_, opens in _name_spans(text)] == [
+        opens and _without_calendar_words(text, s, e)[0] == s for s, e, opens in runs
+    ]
