@@ -301,6 +301,9 @@ def _name_runs(text: str) -> Iterator[tuple[int, int, bool]]:
     "Gov. Ana Ruiz" or "U.S. Senate")."""
     for m in _NAME_SPAN.finditer(text):
         start = m.start()
+        if "." not in m.group():  # most runs: no full stop to read
+            yield start, m.end(), start == 0
+            continue
         for stop in _FULL_STOP.finditer(text, m.start(), m.end()):
             word = stop.group(1)
             if len(word) > 1 and word not in _ABBREVIATIONS:
