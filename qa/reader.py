@@ -238,7 +238,7 @@ def answer_spans(text: str, kind: str | None, question: str, opens_with_name: bo
             and not (
                 opens
                 and " " not in text[s:e]
-                and not (text[s] in "“\"‘'" and text[e - 1] in "”\"’'")
+                and not (text[s] in _OPENING_QUOTES and text[e - 1] in _CLOSING_QUOTES)
                 and not (s == 0 and opens_with_name)
             )
             and not (heading and e <= heading.end())
@@ -926,7 +926,7 @@ def answer_phrase(candidate: Candidate, question: str) -> tuple[int, int] | None
         capitalised = [w.lower() for w in re.findall(r"\b[A-Z]\w*", words)]
         restated = 2 * sum(w in given for w in capitalised) >= len(capitalised) > 0
         # a title in quotation marks, or the part of one before its colon ("“Harbour Lights: The Return”")
-        quoted = bool(words) and (words[0] in _OPENING_QUOTES or sentence[start - 1 : start] in _OPENING_QUOTES)
+        quoted = bool(words) and (words[0] in _OPENING_QUOTES or (start > 0 and sentence[start - 1] in _OPENING_QUOTES))
         return (
             near
             + (0 if place == where else 200)

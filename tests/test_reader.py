@@ -278,6 +278,12 @@ def test_a_quotation_mark_at_one_end_of_a_name_is_left_out_of_its_phrase():
     # a title up to its colon is still a quoted title, shown without the mark
     premiere = "Fans queued for “Harbour Lights: The Return,” which opened on Friday."
     assert _phrase(premiere, "Which film did fans queue for?") == "Harbour Lights"
+    # and is the phrase a title question gets, not the name that opens the sentence (no mark before it)
+    opening = "Harbour Films opens its new film, “Port Ellis Nights: The Return,” in Tenby on Friday."
+    assert _phrase(opening, "Which film opens in Tenby?") == "Port Ellis Nights"
+    assert _phrase('Harbour Films opens "Port Ellis Nights" in Tenby.', "Which film opens in Tenby?") == (
+        '"Port Ellis Nights"'
+    )
     # a possessive's apostrophe is no closing mark
     coach = "The Harbour City Gulls' coach, Ana Ruiz, left."
     assert _phrase(coach, "Who coached the team?") == "The Harbour City Gulls"
