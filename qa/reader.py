@@ -130,6 +130,8 @@ _NUMBER_SPAN = re.compile(
     rf"(?:\s{_CURRENCY}\b)?|\b{_NUMBER_WORDS}\b(?:[\s-]+{_NUMBER_WORDS}\b)*(?:\s{_SCALE}\b)?(?:\s{_CURRENCY}\b)?",
     re.I,
 )
+# "one of the aides", "one in four cases": a part or a ratio, no count
+_PARTITIVE_ONE = re.compile(rf"one\s+(?:of\b|in\s+(?:every\s+)?(?:\d|{_NUMBER_WORDS}\b))", re.I)
 # what makes a number an amount ("how much"): money, a share, or a scale
 _MONEY_MARK = rf"[$€£¥]|\bRs\b|\b{_CURRENCY}\b"
 _AMOUNT_MARK = re.compile(
@@ -176,6 +178,14 @@ _NEXT_WORD = re.compile(r"\s+([A-Za-z][\w-]*)")
 
 
 _AUXILIARY = frozenset("is are was were be been being has have had do does did will would can could".split())
+# pronouns and determiners: capitalised where they open a sentence, a headline or a quote, and never a name
+_FUNCTION_WORDS = (
+    STOPWORDS
+    | _AUXILIARY
+    | frozenset("i me my we us our you your him its them this those".split())
+    | frozenset("everything everyone everybody something someone somebody anything anyone nothing nobody".split())
+)
+_CONTRACTION = re.compile(r"[’'](?:m|s|re|ve|ll|d)$|n[’']t$", re.I)  # "I'm", "We've", "Don't"
 _WHERE = re.compile(
     r"\bwhere\b|\b(which|what) (country|countries|city|cities|state|states|place|town|region|"
     r"province|county)\b|\b(at|near|outside|inside) (which|what)\b",
@@ -221,6 +231,7 @@ def answer_spans(text: str, kind: str | None, question: str, opens_with_name: bo
             and not (money and not (_MONEY.search(m.group()) or _SHARE.search(m.group())))
             and not (count and _SHARE.search(m.group()))  # "how many people": not "38%"
             and (age or not _is_age(text, *m.span()))
+            and not _PARTITIVE_ONE.match(text, m.start())
         ]
     elif kind == DATE:
         found = list(_date_spans(text))
@@ -236,12 +247,10 @@ def answer_spans(text: str, kind: str | None, question: str, opens_with_name: bo
             # a sentence's first word, unless quoted whole (a title: "“Harbour” won ...", not "“The island ...") or
             # known to be a name
             and not (
-                opens
-                and " " not in text[s:e]
-                and not (text[s] in _OPENING_QUOTES and text[e - 1] in _CLOSING_QUOTES)
-                and not (s == 0 and opens_with_name)
+                opens and " " not in text[s:e] and not _quoted_whole(text, s, e) and not (s == 0 and opens_with_name)
             )
             and not (heading and e <= heading.end())
+            and not (_function_words_only(text[s:e]) and not _quoted_whole(text, s, e))
             and not _NUMBER_SIGN.match(text, s)  # "No. 7 seed"
             # "who" asks for a person or an organisation: "riders in Port Ellis" names a place
             and not (person and _IN_PLACE.search(text, max(0, s - 8), s))
@@ -401,6 +410,18 @@ def _without_calendar_words(text: str, start: int, end: int) -> tuple[int, int]:
     if not words:
         return start, start
     return start + words[0].start(), start + words[-1].end()
+
+
+def _quoted_whole(text: str, start: int, end: int) -> bool:
+    return text[start] in _OPENING_QUOTES and text[end - 1] in _CLOSING_QUOTES
+
+
+@lru_cache(maxsize=8192)
+def _function_words_only(span: str) -> bool:
+    """A capitalised run of pronouns, determiners and the like ("Your", "And I", "We've"), not a name; a word in
+    capitals is an abbreviation ("US", "IT")."""
+    words = [_CONTRACTION.sub("", w) for w in span.strip("“\"‘'”’,.").split()]
+    return all(w.lower() in _FUNCTION_WORDS and not (len(w) > 1 and w.isupper()) for w in words)
 
 
 def _last_word(span: str) -> str:

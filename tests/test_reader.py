@@ -271,6 +271,24 @@ def test_the_answer_phrase_is_what_the_question_does_not_already_name():
     assert _phrase(grants, "How much in repair grants can boat owners claim?") == "up to $8,000"
 
 
+def test_a_pronoun_or_a_partitive_one_is_no_phrase_of_the_asked_kind():
+    # capitalised where a headline, a quote or a sentence opens, a pronoun is no name; a word in capitals is
+    quote = '"I think we lost it," the skipper said. "We\'ve never seen a storm like that."'
+    assert _spans(quote, "Who saw the storm?") == []
+    assert _spans("Ferry strike:Your questions, answered", "Which union called the strike?") == []
+    assert _spans("Everything we learned at the Harbour Council", "Who decided?") == ["Harbour Council"]
+    assert _spans("Boats sailed from Tenby to the US.", "Where did the boats sail to?") == ["Tenby", "US"]
+    # a title quoted whole is a name whatever its words
+    assert _spans('The show "It" won the prize.', "Which show won?") == ['"It"']
+    # "one of" is a part, "one in four" a ratio: no count; "twenty-one of" and "only one" are counts
+    boats = "Ana Ruiz, one of the skippers, said one in four boats sank."
+    assert _spans(boats, "How many boats sank?") == ["four boats"]
+    assert _spans("Twenty-one of the boats sank, and only one came back.", "How many boats sank?") == [
+        "Twenty-one",
+        "one",
+    ]
+
+
 def test_a_quotation_mark_at_one_end_of_a_name_is_left_out_of_its_phrase():
     # the quoted passage goes on past the name: its opening mark is not the name's
     caller = 'Caller "Ana from Tenby" told the show how the Gulls lost.'
