@@ -130,8 +130,13 @@ _NUMBER_SPAN = re.compile(
     rf"(?:\s{_CURRENCY}\b)?|\b{_NUMBER_WORDS}\b(?:[\s-]+{_NUMBER_WORDS}\b)*(?:\s{_SCALE}\b)?(?:\s{_CURRENCY}\b)?",
     re.I,
 )
-# "one of the aides", "one in four cases": a part or a ratio, no count
-_PARTITIVE_ONE = re.compile(rf"one\s+(?:of\b|in\s+(?:every\s+)?(?:\d|{_NUMBER_WORDS}\b))", re.I)
+# "one of the skippers", "one in four boats", "1 in every 40 crews": a part or a ratio, no count (either number)
+_PARTITIVE_ONE = re.compile(r"one\s+of\b", re.I)
+_RATIO = re.compile(
+    rf"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|\d{{1,2}})\s+in\s+(?:every\s+)?"
+    rf"(?!(?:19|20)\d\d\b)(?:\d|{_NUMBER_WORDS}\b)",  # not "12 in 2024"
+    re.I,
+)
 # what makes a number an amount ("how much"): money, a share, or a scale
 _MONEY_MARK = rf"[$€£¥]|\bRs\b|\b{_CURRENCY}\b"
 _AMOUNT_MARK = re.compile(
@@ -221,7 +226,7 @@ def answer_spans(text: str, kind: str | None, question: str, opens_with_name: bo
         return []
     asked = _question_words(question)
     if kind in (NUMBER, AMOUNT):
-        dates = _date_spans(text)  # "March 3, 2024" holds no count
+        dates = _date_spans(text) + _ratio_spans(text)  # "March 3, 2024" holds no count, nor "one in four"
         money, count, age = _number_asked(question)
         found = [
             m.span()
@@ -339,6 +344,16 @@ def _name_spans(text: str) -> tuple[tuple[int, int, bool], ...]:
 @lru_cache(maxsize=8192)
 def _date_spans(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(m.span() for m in _DATE_SPAN.finditer(text))
+
+
+@lru_cache(maxsize=8192)
+def _ratio_spans(text: str) -> tuple[tuple[int, int], ...]:
+    """A ratio's two numbers ("one in four", "1 in every 40"), as far as its second number's end."""
+    spans = []
+    for m in _RATIO.finditer(text):
+        second = _NUMBER_SPAN.match(text, m.end() - 1) if text[m.end() - 1].isdigit() else None
+        spans.append((m.start(), second.end() if second else m.end()))
+    return tuple(spans)
 
 
 @lru_cache(maxsize=256)
@@ -897,6 +912,9 @@ def _with_neighbour(
     return start, end
 
 
+_POSSESSIVE = re.compile(r"['’]s?$")
+
+
 def _places(text: str, question: str, place: str) -> list[tuple[int, int]]:
     """The country (or city) names of a sentence that the question does not give, its first word too ("Portugal
     has ...": the first word is no name for `answer_spans`, which cannot tell)."""
@@ -905,7 +923,8 @@ def _places(text: str, question: str, place: str) -> list[tuple[int, int]]:
     for run_start, run_end, _ in _name_runs(text):
         start, end = _trim(text, run_start, run_end)
         if start < end and is_place(text[start:end], place) and not _words(text[start:end]) <= asked:
-            spans.append((start, end))
+            possessive = _POSSESSIVE.search(text, start, end)  # "Portugal's": the country is "Portugal"
+            spans.append((start, possessive.start() if possessive else end))
     return spans
 
 
