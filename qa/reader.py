@@ -133,8 +133,8 @@ _NUMBER_SPAN = re.compile(
 # "one of the skippers", "one in four boats", "1 in every 40 crews": a part or a ratio, no count (either number)
 _PARTITIVE_ONE = re.compile(r"one\s+of\b", re.I)
 _RATIO = re.compile(
-    rf"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|\d{{1,2}})\s+in\s+(?:every\s+)?"
-    rf"(?!(?:19|20)\d\d\b)(?:\d|{_NUMBER_WORDS}\b)",  # not "12 in 2024"
+    rf"(?<![$€£¥.,])\b(?:one|two|three|four|five|six|seven|eight|nine|ten|\d{{1,2}})\s+in\s+(?:every\s+)?"
+    rf"(?!(?:19|20)\d\d\b)(?:\d|{_NUMBER_WORDS}\b)",  # not "12 in 2024", nor "$5 in 10 payments"
     re.I,
 )
 # what makes a number an amount ("how much"): money, a share, or a scale

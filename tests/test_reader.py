@@ -285,6 +285,7 @@ def test_a_pronoun_or_a_partitive_one_is_no_phrase_of_the_asked_kind():
     boats = "Ana Ruiz, one of the skippers, said one in four boats sank, and 1 in every 40 crews."
     assert _spans(boats, "How many boats sank?") == []
     assert _spans("Only one in Port Ellis sank, after 12 in 2024.", "How many boats sank?") == ["one", "12"]
+    assert _spans("The port paid $5 in 10 payments.", "How much did the port pay?") == ["$5"]
     assert _spans("Twenty-one of the boats sank, and only one came back.", "How many boats sank?") == [
         "Twenty-one",
         "one",
