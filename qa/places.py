@@ -23,7 +23,7 @@ _COUNTRY_NAMES = (
     *("Great Britain", "Czech Republic", "DR Congo", "East Timor"),
 )
 _CITY_NAMES = ("New York", "Washington")  # GeoNames: "New York City", "Washington, D.C."
-_POSSESSIVE = re.compile(r"(?:['’]s|['’])$")
+POSSESSIVE = re.compile(r"(?:['’]s|['’])$")  # "Portugal's", "the Netherlands'"
 
 
 def place_asked(question: str) -> str | None:
@@ -37,7 +37,7 @@ def place_asked(question: str) -> str | None:
 def is_place(name: str, kind: str) -> bool:
     """Whether a name ("Portugal's", "the Netherlands", "Latvia and Estonia") is a country (or a city, or a US
     state), or several."""
-    name = _POSSESSIVE.sub("", name.strip("“”\"‘' ,"))
+    name = POSSESSIVE.sub("", name.strip("“”\"‘' ,"))
     if _key(name) in _names(kind):  # "Trinidad and Tobago" too
         return True
     parts = re.split(r"\s+and\s+", name)

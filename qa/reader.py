@@ -28,7 +28,7 @@ from qa.backend import SearchIndex
 from qa.embed import Embedder
 from qa.fold import fold_confusables
 from qa.keyword import STOPWORDS, tokenize
-from qa.places import COUNTRY, STATE, is_place, place_asked
+from qa.places import COUNTRY, POSSESSIVE, STATE, is_place, place_asked
 from qa.retrieve import Query
 from qa.types import Hit, Sentence
 
@@ -226,12 +226,12 @@ def answer_spans(text: str, kind: str | None, question: str, opens_with_name: bo
         return []
     asked = _question_words(question)
     if kind in (NUMBER, AMOUNT):
-        dates = _date_spans(text) + _ratio_spans(text)  # "March 3, 2024" holds no count, nor "one in four"
+        no_count = _date_spans(text) + _ratio_spans(text)  # "March 3, 2024" holds no count, nor "one in four"
         money, count, age = _number_asked(question)
         found = [
             m.span()
             for m in _NUMBER_SPAN.finditer(text)
-            if not any(s <= m.start() < e or s < m.end() <= e for s, e in dates)
+            if not any(s <= m.start() < e or s < m.end() <= e for s, e in no_count)
             and (kind == NUMBER or _AMOUNT_MARK.search(m.group()))
             and not (money and not (_MONEY.search(m.group()) or _SHARE.search(m.group())))
             and not (count and _SHARE.search(m.group()))  # "how many people": not "38%"
@@ -295,11 +295,6 @@ def opening_name(sentence: str, article: str) -> str | None:
     return None
 
 
-# Each sentence of the top passages is read for a phrase of the asked-for kind, and for names whatever the kind:
-# what depends on the sentence alone, or on the question alone, is worked out once (the reader's candidates took
-# 10 to 14 ms a question, a quarter of an answer's time; about a fifth less with these remembered).
-
-
 # the words a full stop ends inside a name, not its sentence: titles, "St. Louis", AP style's state names ...
 _ABBREVIATIONS = frozenset(
     "Mr Mrs Ms Dr Prof Gov Govs Sen Sens Rep Reps Lt Gen Col Capt Sgt Cmdr Adm Maj Rev Hon Pres Atty Supt St Mt Ft "
@@ -324,6 +319,11 @@ def _name_runs(text: str) -> Iterator[tuple[int, int, bool]]:
                 yield start, stop.end(1), start == 0 or start > m.start()
                 start = stop.end()
         yield start, m.end(), start == 0 or start > m.start()
+
+
+# Each sentence of the top passages is read for a phrase of the asked-for kind, and for names whatever the kind:
+# what depends on the sentence alone, or on the question alone, is worked out once (the reader's candidates took
+# 10 to 14 ms a question, a quarter of an answer's time; about a fifth less with these remembered).
 
 
 @lru_cache(maxsize=8192)
@@ -435,7 +435,7 @@ def _quoted_whole(text: str, start: int, end: int) -> bool:
 def _function_words_only(span: str) -> bool:
     """A capitalised run of pronouns, determiners and the like ("Your", "And I", "We've"), not a name; a word in
     capitals is an abbreviation ("US", "IT")."""
-    words = [_CONTRACTION.sub("", w) for w in span.strip("“\"‘'”’,.").split()]
+    words = [_CONTRACTION.sub("", w) for w in span.strip(_OPENING_QUOTES + _CLOSING_QUOTES + ",.").split()]
     return all(w.lower() in _FUNCTION_WORDS and not (len(w) > 1 and w.isupper()) for w in words)
 
 
@@ -912,9 +912,6 @@ def _with_neighbour(
     return start, end
 
 
-_POSSESSIVE = re.compile(r"['’]s?$")
-
-
 def _places(text: str, question: str, place: str) -> list[tuple[int, int]]:
     """The country (or city) names of a sentence that the question does not give, its first word too ("Portugal
     has ...": the first word is no name for `answer_spans`, which cannot tell)."""
@@ -923,7 +920,7 @@ def _places(text: str, question: str, place: str) -> list[tuple[int, int]]:
     for run_start, run_end, _ in _name_runs(text):
         start, end = _trim(text, run_start, run_end)
         if start < end and is_place(text[start:end], place) and not _words(text[start:end]) <= asked:
-            possessive = _POSSESSIVE.search(text, start, end)  # "Portugal's": the country is "Portugal"
+            possessive = POSSESSIVE.search(text, start, end)  # "Portugal's": the country is "Portugal"
             spans.append((start, possessive.start() if possessive else end))
     return spans
 
