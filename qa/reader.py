@@ -28,7 +28,7 @@ from qa.backend import SearchIndex
 from qa.embed import Embedder
 from qa.fold import fold_confusables
 from qa.keyword import STOPWORDS, tokenize
-from qa.places import COUNTRY, POSSESSIVE, STATE, is_place, place_asked
+from qa.places import CITY, COUNTRY, POSSESSIVE, STATE, is_place, place_asked
 from qa.retrieve import Query
 from qa.types import Hit, Sentence
 
@@ -174,6 +174,9 @@ _ACRONYM = re.compile(r"(?:[A-Z]\.?){2,5}(?:[’']?s)?")
 _CALENDAR_WORD = re.compile(rf"{_WEEKDAY}|{_MONTH}\.?", re.I)
 # a sentence's dateline or agency tag: "PORT ELLIS (Agency) -", "(Agency)"
 _HEADING = re.compile(r"^\s*(?:\([A-Z][\w .&-]{0,24}\)|[A-Z][A-Z .,'’-]{1,40}(?:\s*\([^)]{1,30}\))?\s*[-–—])")
+# the same in title case, "Lisbon (Agency)": only where the words before the brackets name a place (not a team
+# and its club, "Harbour Lights (Tenby Rovers)", nor a company and its ticker)
+_TITLE_DATELINE = re.compile(r"^\s*([A-Z][\w.’'-]*(?:\s+[A-Z][\w.’'-]*){0,3})\s*\([A-Z][A-Za-z .&-]{0,28}\)\s*[-–—]?")
 # how a written sentence ends; a line without it is a headline, a link to another story ("More: ..."), a list
 # item or a lead-in ending in a colon, seldom what answers
 _SENTENCE_END = re.compile(r"[.!?][\"”’')\]]*\s*$")
@@ -243,7 +246,7 @@ def answer_spans(text: str, kind: str | None, question: str, opens_with_name: bo
     elif kind == REASON:  # what follows "because of", "due to" ... up to the end of its clause
         found = [m.span(2) for m in _REASON.finditer(text)]
     else:
-        heading = _HEADING.match(text)  # "PORT ELLIS (Agency) —": where and by whom, not what was asked
+        heading = _HEADING.match(text) or _dateline(text)  # "PORT ELLIS (Agency) —": where and by whom, not what
         person = _PERSON_ASKED.search(question) is not None
         found = [
             (s, e)
@@ -272,6 +275,12 @@ def answer_spans(text: str, kind: str | None, question: str, opens_with_name: bo
                 end = _with_unit(text, end, question)
             spans.append((start, end))
     return spans
+
+
+def _dateline(text: str) -> re.Match[str] | None:
+    """A title-case dateline that opens the sentence, "Lisbon (Agency)", or None."""
+    found = _TITLE_DATELINE.match(text)
+    return found if found and any(is_place(found.group(1), kind) for kind in (CITY, STATE, COUNTRY)) else None
 
 
 _OPENING_WORD = re.compile(r"[“\"‘']?([A-Z][\w-]*)")

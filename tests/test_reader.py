@@ -146,6 +146,10 @@ def test_a_name_is_not_a_weekday_a_month_or_the_dateline():
     opener = "Who opened the harbour bridge?"
     assert _spans("PORT ELLIS (Harbour News) — Mayor Ana Ruiz opened the bridge.", opener) == ["Mayor Ana Ruiz"]
     assert _spans("(Harbour News) Mayor Ana Ruiz opened the bridge.", opener) == ["Mayor Ana Ruiz"]
+    # in title case, where a place stands before the agency's name
+    assert _spans("Lisbon (Harbour News) Mayor Ana Ruiz opened the bridge.", opener) == ["Mayor Ana Ruiz"]
+    assert _spans("Lisbon (Harbour News) — Mayor Ana Ruiz opened the bridge.", opener) == ["Mayor Ana Ruiz"]
+    assert _spans("Harbour Lights (Tenby Rovers) opened the bridge.", opener) == ["Harbour Lights", "Tenby Rovers"]
 
 
 def test_a_who_question_is_not_answered_by_a_place_a_sentence_names_after_in():
