@@ -237,7 +237,7 @@ def answer_spans(text: str, kind: str | None, question: str, opens_with_name: bo
             if not any(s <= m.start() < e or s < m.end() <= e for s, e in no_count)
             and (kind == NUMBER or _AMOUNT_MARK.search(m.group()))
             and not (money and not (_MONEY.search(m.group()) or _SHARE.search(m.group())))
-            and not (count and _SHARE.search(m.group()))  # "how many people": not "38%"
+            and not (count and (_SHARE.search(m.group()) or _MONEY.search(m.group())))  # "how many": not 38% or $5
             and (age or not _is_age(text, *m.span()))
             and not _PARTITIVE_ONE.match(text, m.start())
         ]
@@ -367,9 +367,10 @@ def _ratio_spans(text: str) -> tuple[tuple[int, int], ...]:
 
 @lru_cache(maxsize=256)
 def _number_asked(question: str) -> tuple[bool, bool, bool]:
-    """Whether a number question asks for money, a count (not a share) and an age."""
+    """Whether a number question asks for money, a count (not a share, not a sum: "how many dollars" is not one)
+    and an age."""
     money = bool(_MONEY_ASKED.search(question))
-    count = bool(_COUNT_ASKED.search(question) and not _SHARE.search(question))
+    count = bool(_COUNT_ASKED.search(question) and not _SHARE.search(question) and not _MONEY.search(question))
     return money, count, bool(_AGE_ASKED.search(question))
 
 
