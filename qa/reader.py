@@ -151,6 +151,10 @@ _MONEY_ASKED = re.compile(
     re.I,
 )
 _MONEY = re.compile(_MONEY_MARK, re.I)
+# a question that counts money ("how many dollars"): a currency named, but not "won" ("how many games have they won")
+_MONEY_NAMED = re.compile(
+    r"[$€£¥]|\b(?:dollars?|euros?|pounds?|yuan|yen|rupees?|pesos?|cents?|francs?|rubles?|roubles?)\b", re.I
+)
 _COUNT_ASKED = re.compile(r"\bhow many\b", re.I)
 _SHARE = re.compile(r"%|\bper ?cent", re.I)
 _AGE_ASKED = re.compile(r"\bhow old\b|\bage\b|\baged\b", re.I)
@@ -370,7 +374,7 @@ def _number_asked(question: str) -> tuple[bool, bool, bool]:
     """Whether a number question asks for money, a count (not a share, not a sum: "how many dollars" is not one)
     and an age."""
     money = bool(_MONEY_ASKED.search(question))
-    count = bool(_COUNT_ASKED.search(question) and not _SHARE.search(question) and not _MONEY.search(question))
+    count = bool(_COUNT_ASKED.search(question) and not _SHARE.search(question) and not _MONEY_NAMED.search(question))
     return money, count, bool(_AGE_ASKED.search(question))
 
 

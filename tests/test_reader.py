@@ -130,6 +130,8 @@ def test_a_count_is_not_an_age_a_share_or_a_count_of_something_else_for_a_sum_of
     assert _spans("The quiz drew 3.6 million viewers.", "How much of an audience did the quiz draw?") == ["3.6 million"]
     assert _spans(show, "How many people watched the quiz?") == ["3.6 million"]  # a count: not a share, not a sum
     assert "$7.3 million" in _spans(show, "How many dollars did a season of the quiz cost?")
+    won = "How many games have the Gulls won?"  # a count: "won" is no currency here
+    assert _spans("The Gulls won 12 games, 60% of those they played, and $2 million.", won) == ["12 games"]
     assert "38%" in _spans(show, "What percentage of viewers did the quiz lose?")
     assert "38%" in _spans(show, "How much more did the quiz cost this year?")  # a rise is a share of the sum
     # a rating or a model's letters belong to its number
