@@ -123,7 +123,8 @@ _NUMBER_WORDS = (
     r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
     r"hundreds|thousands|millions|billions|dozens?|a dozen|half)"
 )
-_CURRENCY = r"(?:dollars?|euros?|pounds?|yuan|yen|rupees?|pesos?|cents?|francs?|won|rubles?|roubles?)"
+_CURRENCY_NAMES = "dollars? euros? pounds? yuan yen rupees? pesos? cents? francs? rubles? roubles?".split()
+_CURRENCY = rf"(?:{'|'.join(_CURRENCY_NAMES)}|won)"
 _NUMBER_SPAN = re.compile(
     rf"(?:[$€£¥]|US\$|Rs\.?\s?|\b(?-i:[A-Z]{{1,4}})-)?(?!\d[\d,]*(?:st|nd|rd|th)\b)\d[\d,]*(?:\.\d+)?(?:\s?-\s?\d[\d,]*(?:\.\d+)?)?(?:\s?{_SCALE}\b|%)?"
     # a number word is a whole word: not the "four" of "fourth", the "Ten" of "Tenby" or the "half" of "halftime"
@@ -152,9 +153,7 @@ _MONEY_ASKED = re.compile(
 )
 _MONEY = re.compile(_MONEY_MARK, re.I)
 # a question that counts money ("how many dollars"): a currency named, but not "won" ("how many games have they won")
-_MONEY_NAMED = re.compile(
-    r"[$€£¥]|\b(?:dollars?|euros?|pounds?|yuan|yen|rupees?|pesos?|cents?|francs?|rubles?|roubles?)\b", re.I
-)
+_MONEY_NAMED = re.compile(rf"[$€£¥]|\b(?:{'|'.join(_CURRENCY_NAMES)})\b", re.I)
 _COUNT_ASKED = re.compile(r"\bhow many\b", re.I)
 _SHARE = re.compile(r"%|\bper ?cent", re.I)
 _AGE_ASKED = re.compile(r"\bhow old\b|\bage\b|\baged\b", re.I)
