@@ -159,7 +159,10 @@ _SHARE = re.compile(r"%|\bper ?cent", re.I)
 _AGE_ASKED = re.compile(r"\bhow old\b|\bage\b|\baged\b", re.I)
 _JOINER = r"(?:of|the|de|da|del|van|von|al|bin|for|and|on|in)"  # a small word inside a name ("Bank of the West")
 _OPENING_QUOTES, _CLOSING_QUOTES = "“\"‘'", "”\"’'"
-_NAME_SPAN = re.compile(rf"(?:[“\"‘'])?\b[A-Z][\w’'.&-]*(?:\s+(?:{_JOINER}\s+){{0,2}}[A-Z][\w’'.&-]*)*" r"(?:[”\"’'])?")
+_NAME_SPAN = re.compile(
+    rf"(?:[{_OPENING_QUOTES}])?\b[A-Z][\w’'.&-]*(?:\s+(?:{_JOINER}\s+){{0,2}}[A-Z][\w’'.&-]*)*"
+    rf"(?:[{_CLOSING_QUOTES}])?"
+)
 
 
 # a cause and the clause it opens: "because of a late frost", "due to storms in the Gulf"
@@ -345,7 +348,9 @@ def _name_spans(text: str) -> tuple[tuple[int, int, bool], ...]:
     spans = []
     for start, end, opens in _name_runs(text):
         words = text[start:end].split()  # starting and ending with a word: most hold no weekday or month at either
-        if _CALENDAR_WORD.fullmatch(words[0].strip("“\"‘'")) or _CALENDAR_WORD.fullmatch(words[-1].strip("”\"’',.")):
+        if _CALENDAR_WORD.fullmatch(words[0].strip(_OPENING_QUOTES)) or _CALENDAR_WORD.fullmatch(
+            words[-1].strip(_CLOSING_QUOTES + ",.")
+        ):
             trimmed = _without_calendar_words(text, start, end)
             spans.append((*trimmed, opens and trimmed[0] == start))
         else:
@@ -429,11 +434,11 @@ def _with_unit(text: str, end: int, question: str) -> int:
 def _without_calendar_words(text: str, start: int, end: int) -> tuple[int, int]:
     """A name span without the weekdays and months at its ends: "Sue Bird Sunday" is "Sue Bird"."""
     words = list(re.finditer(r"\S+", text[start:end]))
-    while words and _CALENDAR_WORD.fullmatch(words[-1].group().strip("”\"’',.")):
+    while words and _CALENDAR_WORD.fullmatch(words[-1].group().strip(_CLOSING_QUOTES + ",.")):
         words.pop()
         while words and re.fullmatch(_JOINER, words[-1].group()):  # "the Aces on [Sunday]"
             words.pop()
-    while words and _CALENDAR_WORD.fullmatch(words[0].group().strip("“\"‘'")):
+    while words and _CALENDAR_WORD.fullmatch(words[0].group().strip(_OPENING_QUOTES)):
         words.pop(0)
     if not words:
         return start, start
